@@ -1,0 +1,341 @@
+// GPT-2: token + learned position embeddings, pre-LN blocks (causal multi-head attention, GELU
+// MLP 4x), final LayerNorm, output head tied to the token embedding.
+//
+// Memory, llm.c-style: every parameter lives in ONE flat array (`params`), its gradient in ONE
+// flat array (`grads`) with the same layout; tensors are subarray views into them. Activations of
+// a (B, T) batch are views into one more array, allocated once for the largest batch seen.
+
+import { ModelConfig, validateModelConfig } from './config';
+import {
+  Floats, attentionBackward, attentionForward, crossEntropyForwardBackward, encoderBackward, encoderForward,
+  geluBackward, geluForward, headBackward, headForward, layernormBackward, layernormForward, matmulBackward,
+  matmulForward, residualBackward, residualForward,
+} from './layers';
+import { Rng } from './rng';
+
+export type DType = 'float32' | 'float64';
+
+/** One named tensor inside the flat parameter array. Names are Hugging Face GPT-2's. */
+export interface ParamTensor {
+  name: string;
+  shape: number[];
+  offset: number;
+  size: number;
+  /** Weight decay applies to matrices (embeddings and Linear weights), never to biases or LN. */
+  decay: boolean;
+}
+
+/** The parameter layout: names, shapes and offsets in the flat array, in a fixed order. */
+export function parameterLayout(cfg: ModelConfig): ParamTensor[] {
+  validateModelConfig(cfg);
+  const { vocabSize: V, contextLength: P, dModel: C } = cfg;
+  const out: ParamTensor[] = [];
+  let offset = 0;
+  const add = (name: string, shape: number[], decay: boolean): void => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    out.push({ name, shape, offset, size, decay });
+    offset += size;
+  };
+  add('transformer.wte.weight', [V, C], true);
+  add('transformer.wpe.weight', [P, C], true);
+  for (let l = 0; l < cfg.nLayer; l++) {
+    const p = `transformer.h.${l}.`;
+    add(p + 'ln_1.weight', [C], false);
+    add(p + 'ln_1.bias', [C], false);
+    add(p + 'attn.c_attn.weight', [C, 3 * C], true);
+    add(p + 'attn.c_attn.bias', [3 * C], false);
+    add(p + 'attn.c_proj.weight', [C, C], true);
+    add(p + 'attn.c_proj.bias', [C], false);
+    add(p + 'ln_2.weight', [C], false);
+    add(p + 'ln_2.bias', [C], false);
+    add(p + 'mlp.c_fc.weight', [C, 4 * C], true);
+    add(p + 'mlp.c_fc.bias', [4 * C], false);
+    add(p + 'mlp.c_proj.weight', [4 * C, C], true);
+    add(p + 'mlp.c_proj.bias', [C], false);
+  }
+  add('transformer.ln_f.weight', [C], false);
+  add('transformer.ln_f.bias', [C], false);
+  return out;
+}
+
+/** Views of one kind of array (params or grads) by role. */
+interface LayerTensors {
+  ln1w: Floats; ln1b: Floats; qkvw: Floats; qkvb: Floats; projw: Floats; projb: Floats;
+  ln2w: Floats; ln2b: Floats; fcw: Floats; fcb: Floats; fcprojw: Floats; fcprojb: Floats;
+}
+interface ModelTensors { wte: Floats; wpe: Floats; layers: LayerTensors[]; lnfw: Floats; lnfb: Floats }
+
+function viewTensors(flat: Floats, layout: ParamTensor[], nLayer: number): ModelTensors {
+  const byName = new Map(layout.map((t) => [t.name, flat.subarray(t.offset, t.offset + t.size)]));
+  const get = (name: string): Floats => {
+    const v = byName.get(name);
+    if (v === undefined) throw new Error(`internal: no tensor ${name}`);
+    return v;
+  };
+  const layers: LayerTensors[] = [];
+  for (let l = 0; l < nLayer; l++) {
+    const p = `transformer.h.${l}.`;
+    layers.push({
+      ln1w: get(p + 'ln_1.weight'), ln1b: get(p + 'ln_1.bias'),
+      qkvw: get(p + 'attn.c_attn.weight'), qkvb: get(p + 'attn.c_attn.bias'),
+      projw: get(p + 'attn.c_proj.weight'), projb: get(p + 'attn.c_proj.bias'),
+      ln2w: get(p + 'ln_2.weight'), ln2b: get(p + 'ln_2.bias'),
+      fcw: get(p + 'mlp.c_fc.weight'), fcb: get(p + 'mlp.c_fc.bias'),
+      fcprojw: get(p + 'mlp.c_proj.weight'), fcprojb: get(p + 'mlp.c_proj.bias'),
+    });
+  }
+  return { wte: get('transformer.wte.weight'), wpe: get('transformer.wpe.weight'), layers, lnfw: get('transformer.ln_f.weight'), lnfb: get('transformer.ln_f.bias') };
+}
+
+/** Per-layer activations saved by forward for backward. N = B*T rows. */
+interface LayerActs {
+  ln1: Floats; ln1Mean: Floats; ln1Rstd: Floats; // [N,C], [N], [N]
+  qkv: Floats; // [N,3C]
+  atty: Floats; // [N,C]
+  att: Floats; // [B,NH,T,T]
+  residual2: Floats; // [N,C]  (attention projection written here, then the residual added in place)
+  ln2: Floats; ln2Mean: Floats; ln2Rstd: Floats;
+  fch: Floats; fchGelu: Floats; // [N,4C]
+  residual3: Floats; // [N,C]
+}
+interface Acts {
+  B: number; T: number;
+  encoded: Floats; // [N,C]
+  layers: LayerActs[];
+  lnf: Floats; lnfMean: Floats; lnfRstd: Floats;
+  logits: Floats; // [N,V]; holds dlogits after a training forward
+  losses: Floats; // [N]
+  scratch: Floats; // [N,C] forward temporaries
+}
+/** Gradient buffers for activations, shared by all layers (backward walks layers one at a time). */
+interface GradActs {
+  dres: Floats; dln: Floats; datty: Floats; // [N,C]
+  dqkv: Floats; // [N,3C]
+  dfch: Floats; dfchGelu: Floats; // [N,4C]
+  dattRow: Floats; // [T]
+}
+
+function allocator(ctor: Float32ArrayConstructor | Float64ArrayConstructor, total: number) {
+  const flat = new ctor(total);
+  let used = 0;
+  return (n: number): Floats => {
+    const v = flat.subarray(used, used + n);
+    used += n;
+    return v;
+  };
+}
+
+export class Gpt {
+  readonly cfg: ModelConfig;
+  readonly dtype: DType;
+  readonly layout: ParamTensor[];
+  readonly numParams: number;
+  /** All parameters, flat; layout gives each tensor's offset. */
+  readonly params: Floats;
+  /** All parameter gradients, same layout as params. */
+  readonly grads: Floats;
+  private readonly p: ModelTensors;
+  private readonly g: ModelTensors;
+  private acts: Acts | null = null;
+  private gacts: GradActs | null = null;
+  private lastIds: ArrayLike<number> | null = null;
+  private lastHadTargets = false;
+
+  constructor(cfg: ModelConfig, dtype: DType = 'float32') {
+    this.cfg = { ...cfg };
+    this.dtype = dtype;
+    this.layout = parameterLayout(cfg);
+    const last = this.layout[this.layout.length - 1]!;
+    this.numParams = last.offset + last.size;
+    const ctor = dtype === 'float32' ? Float32Array : Float64Array;
+    this.params = new ctor(this.numParams);
+    this.grads = new ctor(this.numParams);
+    this.p = viewTensors(this.params, this.layout, cfg.nLayer);
+    this.g = viewTensors(this.grads, this.layout, cfg.nLayer);
+  }
+
+  /**
+   * GPT-2 initialisation: N(0, 0.02) for matrices, residual projections scaled by 1/sqrt(2L)
+   * so the residual stream's variance does not grow with depth; LN weight 1, biases 0.
+   */
+  initWeights(rng: Rng): void {
+    const std = 0.02;
+    const projStd = std / Math.sqrt(2 * this.cfg.nLayer);
+    for (const t of this.layout) {
+      const view = this.params.subarray(t.offset, t.offset + t.size);
+      if (t.name.endsWith('ln_1.weight') || t.name.endsWith('ln_2.weight') || t.name.endsWith('ln_f.weight')) view.fill(1);
+      else if (t.shape.length === 1) view.fill(0);
+      else {
+        const s = t.name.endsWith('c_proj.weight') ? projStd : std;
+        for (let i = 0; i < view.length; i++) view[i] = rng.normal() * s;
+      }
+    }
+  }
+
+  tensor(name: string): Floats {
+    const t = this.layout.find((x) => x.name === name);
+    if (t === undefined) throw new Error(`no parameter named ${name}`);
+    return this.params.subarray(t.offset, t.offset + t.size);
+  }
+
+  gradTensor(name: string): Floats {
+    const t = this.layout.find((x) => x.name === name);
+    if (t === undefined) throw new Error(`no parameter named ${name}`);
+    return this.grads.subarray(t.offset, t.offset + t.size);
+  }
+
+  zeroGrad(): void {
+    this.grads.fill(0);
+  }
+
+  private ensureActs(B: number, T: number): Acts {
+    const a = this.acts;
+    if (a !== null && a.B === B && a.T === T) return a;
+    const { dModel: C, nLayer: L, nHead: NH, vocabSize: V } = this.cfg;
+    const N = B * T;
+    const perLayer = N * C + 2 * N + N * 3 * C + N * C + B * NH * T * T + N * C + N * C + 2 * N + 2 * N * 4 * C + N * C;
+    const total = N * C + L * perLayer + N * C + 2 * N + N * V + N + N * C;
+    const alloc = allocator(this.dtype === 'float32' ? Float32Array : Float64Array, total);
+    const layers: LayerActs[] = [];
+    const encoded = alloc(N * C);
+    for (let l = 0; l < L; l++) {
+      layers.push({
+        ln1: alloc(N * C), ln1Mean: alloc(N), ln1Rstd: alloc(N), qkv: alloc(N * 3 * C), atty: alloc(N * C),
+        att: alloc(B * NH * T * T), residual2: alloc(N * C), ln2: alloc(N * C), ln2Mean: alloc(N), ln2Rstd: alloc(N),
+        fch: alloc(N * 4 * C), fchGelu: alloc(N * 4 * C), residual3: alloc(N * C),
+      });
+    }
+    this.acts = {
+      B, T, encoded, layers, lnf: alloc(N * C), lnfMean: alloc(N), lnfRstd: alloc(N),
+      logits: alloc(N * V), losses: alloc(N), scratch: alloc(N * C),
+    };
+    this.gacts = null;
+    return this.acts;
+  }
+
+  private ensureGradActs(B: number, T: number): GradActs {
+    if (this.gacts !== null) return this.gacts;
+    const C = this.cfg.dModel;
+    const N = B * T;
+    const alloc = allocator(this.dtype === 'float32' ? Float32Array : Float64Array, 3 * N * C + 3 * N * C + 8 * N * C + T);
+    this.gacts = { dres: alloc(N * C), dln: alloc(N * C), datty: alloc(N * C), dqkv: alloc(N * 3 * C), dfch: alloc(N * 4 * C), dfchGelu: alloc(N * 4 * C), dattRow: alloc(T) };
+    return this.gacts;
+  }
+
+  /**
+   * Forward pass over ids[B*T] (row-major [B,T]). With targets[B*T] it returns the mean
+   * cross-entropy and leaves d(loss)/d(logits) in place for backward(); without, it returns NaN
+   * and leaves the logits readable through logitsView().
+   */
+  forward(ids: ArrayLike<number>, targets: ArrayLike<number> | null, B: number, T: number): number {
+    const { dModel: C, nHead: NH, vocabSize: V, contextLength } = this.cfg;
+    if (T > contextLength) throw new Error(`sequence length ${T} exceeds the model's context ${contextLength}`);
+    if (ids.length < B * T) throw new Error(`forward: expected ${B * T} ids, got ${ids.length}`);
+    for (let i = 0; i < B * T; i++) {
+      const id = ids[i]!;
+      if (!(id >= 0 && id < V)) throw new Error(`forward: token id ${id} out of range [0, ${V})`);
+    }
+    const a = this.ensureActs(B, T);
+    const N = B * T;
+    const p = this.p;
+    encoderForward(a.encoded, ids, p.wte, p.wpe, B, T, C);
+    let res = a.encoded;
+    for (let l = 0; l < this.cfg.nLayer; l++) {
+      const w = p.layers[l]!;
+      const x = a.layers[l]!;
+      layernormForward(x.ln1, x.ln1Mean, x.ln1Rstd, res, w.ln1w, w.ln1b, N, C);
+      matmulForward(x.qkv, x.ln1, w.qkvw, w.qkvb, N, C, 3 * C);
+      attentionForward(x.atty, x.att, x.qkv, B, T, C, NH);
+      matmulForward(a.scratch, x.atty, w.projw, w.projb, N, C, C);
+      residualForward(x.residual2, res, a.scratch, N * C);
+      layernormForward(x.ln2, x.ln2Mean, x.ln2Rstd, x.residual2, w.ln2w, w.ln2b, N, C);
+      matmulForward(x.fch, x.ln2, w.fcw, w.fcb, N, C, 4 * C);
+      geluForward(x.fchGelu, x.fch, N * 4 * C);
+      matmulForward(a.scratch, x.fchGelu, w.fcprojw, w.fcprojb, N, 4 * C, C);
+      residualForward(x.residual3, x.residual2, a.scratch, N * C);
+      res = x.residual3;
+    }
+    layernormForward(a.lnf, a.lnfMean, a.lnfRstd, res, p.lnfw, p.lnfb, N, C);
+    headForward(a.logits, a.lnf, p.wte, N, C, V);
+    this.lastIds = ids;
+    this.lastHadTargets = targets !== null;
+    if (targets === null) return NaN;
+    let counted = 0;
+    for (let i = 0; i < N; i++) if (targets[i]! >= 0) counted++;
+    if (counted === 0) throw new Error('forward: no targets to compute a loss on');
+    const sum = crossEntropyForwardBackward(a.logits, a.losses, targets, N, V, 1 / counted);
+    return sum / counted;
+  }
+
+  /** Cross-entropy only (no gradient written): for evaluation. */
+  evaluate(ids: ArrayLike<number>, targets: ArrayLike<number>, B: number, T: number): number {
+    this.forward(ids, null, B, T);
+    const a = this.acts!;
+    const N = B * T;
+    let counted = 0;
+    for (let i = 0; i < N; i++) if (targets[i]! >= 0) counted++;
+    const sum = crossEntropyForwardBackward(a.logits, a.losses, targets, N, this.cfg.vocabSize, null);
+    return sum / Math.max(1, counted);
+  }
+
+  /** Logits [B*T, V] of the last forward without targets. */
+  logitsView(): Floats {
+    if (this.acts === null || this.lastHadTargets) throw new Error('logitsView: run forward(ids, null, …) first');
+    return this.acts.logits;
+  }
+
+  /** Per-position losses [B*T] of the last forward with targets (or evaluate). */
+  lossesView(): Floats {
+    if (this.acts === null) throw new Error('lossesView: run forward first');
+    return this.acts.losses;
+  }
+
+  /** Accumulates d(mean loss)/d(params) into grads. Call zeroGrad() before a new step. */
+  backward(): void {
+    const a = this.acts;
+    const ids = this.lastIds;
+    if (a === null || ids === null || !this.lastHadTargets) throw new Error('backward: run forward with targets first');
+    const { dModel: C, nHead: NH, vocabSize: V } = this.cfg;
+    const { B, T } = a;
+    const N = B * T;
+    const g = this.ensureGradActs(B, T);
+    const p = this.p;
+    const gp = this.g;
+    const L = this.cfg.nLayer;
+    const lastRes = L > 0 ? a.layers[L - 1]!.residual3 : a.encoded;
+
+    // head and final LayerNorm: a.logits holds dlogits (written by the fused cross-entropy).
+    g.dln.fill(0);
+    headBackward(g.dln, gp.wte, a.logits, a.lnf, p.wte, N, C, V);
+    g.dres.fill(0);
+    layernormBackward(g.dres, gp.lnfw, gp.lnfb, g.dln, lastRes, p.lnfw, a.lnfMean, a.lnfRstd, N, C);
+
+    // g.dres holds d(loss)/d(residual3 of layer l) on entry and d/d(its input) on exit.
+    for (let l = L - 1; l >= 0; l--) {
+      const w = p.layers[l]!;
+      const dw = gp.layers[l]!;
+      const x = a.layers[l]!;
+      const res = l === 0 ? a.encoded : a.layers[l - 1]!.residual3;
+      // MLP branch: residual3 = residual2 + fcproj(gelu(fc(ln2(residual2))))
+      g.dfchGelu.fill(0);
+      matmulBackward(g.dfchGelu, dw.fcprojw, dw.fcprojb, g.dres, x.fchGelu, w.fcprojw, N, 4 * C, C);
+      g.dfch.fill(0);
+      geluBackward(g.dfch, x.fch, g.dfchGelu, N * 4 * C);
+      g.dln.fill(0);
+      matmulBackward(g.dln, dw.fcw, dw.fcb, g.dfch, x.ln2, w.fcw, N, C, 4 * C);
+      layernormBackward(g.dres, dw.ln2w, dw.ln2b, g.dln, x.residual2, w.ln2w, x.ln2Mean, x.ln2Rstd, N, C);
+      // Attention branch: residual2 = res + proj(attn(qkv(ln1(res))))
+      g.datty.fill(0);
+      matmulBackward(g.datty, dw.projw, dw.projb, g.dres, x.atty, w.projw, N, C, C);
+      g.dqkv.fill(0);
+      attentionBackward(g.dqkv, g.dattRow, g.datty, x.qkv, x.att, B, T, C, NH);
+      g.dln.fill(0);
+      matmulBackward(g.dln, dw.qkvw, dw.qkvb, g.dqkv, x.ln1, w.qkvw, N, C, 3 * C);
+      layernormBackward(g.dres, dw.ln1w, dw.ln1b, g.dln, res, w.ln1w, x.ln1Mean, x.ln1Rstd, N, C);
+    }
+    encoderBackward(gp.wte, gp.wpe, g.dres, ids, B, T, C);
+    // residualBackward is the identity on g.dres (both branches read the same gradient), kept
+    // exported for the kernel tests and for a future split-buffer implementation.
+    void residualBackward;
+  }
+}
