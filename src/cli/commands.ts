@@ -1,0 +1,174 @@
+// The CLI's commands over the same engine the editor uses. Each parses its own flags (node's
+// parseArgs, strict: unknown flags are errors) and throws UsageError/Error with a message a user
+// can act on; main.ts turns those into one line on stderr and an exit code.
+
+import { parseArgs } from 'node:util';
+import * as path from 'node:path';
+import { isPresetName, parameterCount, PRESETS, TrainConfig } from '../ml/config';
+import { InferenceSession, sampleToken } from '../ml/sample';
+import { Rng } from '../ml/rng';
+import { runTraining } from '../server/trainer';
+import { loadCheckpoint } from '../server/checkpoint';
+import type { TrainEvent } from '../shared/trainEvents';
+import { formatDuration, ProgressRenderer } from './progressBar';
+
+export class UsageError extends Error {}
+
+export const USAGE = `workspace-lm — train a small GPT on a code folder and complete code from it, on your CPU.
+
+Usage:
+  workspace-lm train <folder> [--out DIR] [--preset tiny|small|seed] [--epochs N] [--max-steps N]
+                     [--minutes M] [--threads N] [--checkpoint-every N] [--seed N] [--resume] [--json]
+  workspace-lm complete --checkpoint DIR [--max-tokens N] [--temperature T] [--top-p P] [--seed N]
+                     (reads the prompt on stdin, prints the continuation)
+  workspace-lm info --checkpoint DIR [--json]
+
+Options:
+  --out DIR      where the run lives (default: <folder>/.workspace-lm)
+  --preset       ${Object.entries(PRESETS).map(([k, v]) => `${k} (${v.description})`).join('; ')}
+  --resume       continue the run in --out from its newest checkpoint
+  --json         one JSON object per line instead of a progress bar
+  --verbose      show stack traces on errors
+`;
+
+function intFlag(v: string | undefined, name: string, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} expects an integer >= ${min}, got "${v}"`);
+  return n;
+}
+
+function numFlag(v: string | undefined, name: string, min: number, max = Infinity): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`--${name} expects a number in [${min}, ${max}], got "${v}"`);
+  return n;
+}
+
+function parse<T extends Record<string, { type: 'string' | 'boolean' }>>(argv: string[], options: T) {
+  try {
+    return parseArgs({ args: argv, options: { ...options, verbose: { type: 'boolean' } }, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+export async function trainCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    out: { type: 'string' }, preset: { type: 'string' }, epochs: { type: 'string' }, 'max-steps': { type: 'string' },
+    minutes: { type: 'string' }, threads: { type: 'string' }, 'checkpoint-every': { type: 'string' }, seed: { type: 'string' },
+    resume: { type: 'boolean' }, json: { type: 'boolean' },
+  });
+  if (positionals.length !== 1) throw new UsageError('train needs exactly one folder: workspace-lm train <folder>');
+  const folder = path.resolve(positionals[0]!);
+  const preset = values.preset ?? 'seed';
+  if (!isPresetName(preset)) throw new UsageError(`unknown preset "${preset}": use one of ${Object.keys(PRESETS).join(', ')}`);
+  // Parsed now so a bad value fails before any work; the worker pool that uses it is the next step.
+  intFlag(values.threads, 'threads', 1);
+  const train: Partial<TrainConfig> = {
+    epochs: numFlag(values.epochs, 'epochs', 0.001),
+    maxSteps: intFlag(values['max-steps'], 'max-steps', 1),
+    maxMinutes: numFlag(values.minutes, 'minutes', 0.01),
+    checkpointEvery: intFlag(values['checkpoint-every'], 'checkpoint-every', 1),
+    seed: intFlag(values.seed, 'seed', 0),
+  };
+  const outDir = path.resolve(values.out ?? path.join(folder, '.workspace-lm'));
+  const json = values.json === true;
+  const renderer = json ? null : new ProgressRenderer(process.stderr);
+  const emit = (e: TrainEvent): void => {
+    if (json) process.stdout.write(JSON.stringify(e) + '\n');
+    else renderer!.handle(e);
+  };
+  // First Ctrl-C: finish the current step, save a checkpoint, exit. Second: exit now.
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (): void => {
+    interrupts++;
+    if (interrupts > 1) process.exit(130);
+    if (!json) process.stderr.write('\nstopping after this step (Ctrl-C again to quit without saving)…\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await runTraining({ folder, outDir, preset, train, resume: values.resume === true, signal: controller.signal }, emit);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  return controller.signal.aborted ? 130 : 0;
+}
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) process.stderr.write('type the prompt, then Ctrl-D\n');
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export async function completeCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    checkpoint: { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
+  });
+  if (values.checkpoint === undefined) throw new UsageError('complete needs --checkpoint DIR (a run folder or one of its checkpoints)');
+  const maxTokens = intFlag(values['max-tokens'], 'max-tokens', 1) ?? 64;
+  const temperature = numFlag(values.temperature, 'temperature', 0, 10) ?? 0;
+  const topP = numFlag(values['top-p'], 'top-p', 0.01, 1) ?? 1;
+  const rng = new Rng(intFlag(values.seed, 'seed', 0) ?? 0);
+  const ck = await loadCheckpoint(values.checkpoint);
+  for (const r of ck.rejected) process.stderr.write(`warning: skipped damaged checkpoint: ${r.reason}\n`);
+  const prompt = await readStdin();
+  const tok = ck.tokenizer;
+  const ids = Array.from(tok.encodeBytes(new TextEncoder().encode(prompt)));
+  // An empty prompt starts a new file: the end-of-text token is what precedes every file.
+  const context = ids.length === 0 ? [tok.eotId] : ids;
+  const session = new InferenceSession(ck.model);
+  let logits = session.prime(context);
+  // Tokens are decoded as bytes and written when they form complete UTF-8 characters.
+  const decoder = new TextDecoder('utf-8');
+  const banned = new Set<number>([tok.specialId('<|fim_prefix|>'), tok.specialId('<|fim_middle|>'), tok.specialId('<|fim_suffix|>')]);
+  for (let i = 0; i < maxTokens; i++) {
+    const { id } = sampleToken(logits, { temperature, topP }, rng, banned);
+    if (id === tok.eotId) break;
+    process.stdout.write(decoder.decode(tok.tokenBytes(id), { stream: true }));
+    logits = session.append(id);
+  }
+  process.stdout.write(decoder.decode() + '\n');
+  return 0;
+}
+
+export async function infoCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { checkpoint: { type: 'string' }, json: { type: 'boolean' } });
+  if (values.checkpoint === undefined) throw new UsageError('info needs --checkpoint DIR');
+  const ck = await loadCheckpoint(values.checkpoint);
+  const cfg = ck.model.cfg;
+  const s = ck.state;
+  const info = {
+    checkpoint: ck.dir,
+    params: parameterCount(cfg),
+    vocab_size: cfg.vocabSize, context: cfg.contextLength, n_embd: cfg.dModel, n_layer: cfg.nLayer, n_head: cfg.nHead,
+    step: s?.step ?? null, total_steps: s?.totalSteps ?? null, tokens_seen: s?.tokensSeen ?? null,
+    train_loss: s?.lastLoss ?? null, val_loss: s?.lastValLoss ?? null, elapsed_s: s?.elapsedSec ?? null, saved_at: s?.savedAt ?? null,
+    rejected: ck.rejected,
+  };
+  if (values.json === true) {
+    process.stdout.write(JSON.stringify(info) + '\n');
+    return 0;
+  }
+  const lines = [
+    `checkpoint  ${info.checkpoint}`,
+    `model       GPT-2, ${(info.params / 1e6).toFixed(2)}M params: ${cfg.nLayer} layers, ${cfg.nHead} heads, d ${cfg.dModel}, context ${cfg.contextLength}, vocab ${cfg.vocabSize}`,
+  ];
+  if (s !== null) {
+    lines.push(
+      `training    step ${s.step}/${s.totalSteps}, ${s.tokensSeen.toLocaleString('en-US')} tokens seen in ${formatDuration(s.elapsedSec)}`,
+      `loss        train ${s.lastLoss?.toFixed(4) ?? '-'}, val ${s.lastValLoss?.toFixed(4) ?? '-'}`,
+      `saved       ${s.savedAt}`,
+    );
+  } else {
+    lines.push('training    no trainer state (imported weights)');
+  }
+  for (const r of ck.rejected) lines.push(`warning     skipped damaged checkpoint: ${r.reason}`);
+  process.stdout.write(lines.join('\n') + '\n');
+  return 0;
+}

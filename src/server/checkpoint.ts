@@ -1,0 +1,312 @@
+// Checkpoints on disk, in formats the ecosystem reads:
+//   model.safetensors   HF GPT-2 tensor names, Conv1D layout (what gpt2_torch.py and HF load)
+//   config.json         HF GPT-2 config keys
+//   tokenizer.json      HF tokenizers format
+//   optimizer.safetensors  AdamW moments (flat, our parameter layout) — only for resuming
+//   trainer_state.json  step, data cursor, RNG, schedule, history, and sha256 of the files above
+//
+// A run directory holds checkpoints/step-NNNNNNN/ (the newest K) and a copy of the newest one's
+// files at its top level for convenience. A checkpoint directory is written under a temporary
+// name, every file fsynced, then renamed into place: a crash leaves either the old set or the
+// new set, never half a checkpoint. trainer_state.json is written last and carries the hashes,
+// so a damaged file is detected on load and the previous checkpoint is used instead.
+
+import { createHash } from 'node:crypto';
+import { promises as fs, constants as fsConstants } from 'node:fs';
+import * as path from 'node:path';
+import { fromHfConfig, ModelConfig, toHfConfig, TrainConfig } from '../ml/config';
+import { Gpt } from '../ml/gpt';
+import { AdamW } from '../ml/adamw';
+import { decodeSafetensors, encodeSafetensors } from '../ml/safetensors';
+import { BpeTokenizer } from '../ml/bpe';
+import type { LoaderCursor } from '../ml/dataset';
+import type { RngState } from '../ml/rng';
+
+export const TRAINER_STATE_FORMAT = 'workspace-lm/trainer-state';
+export const TRAINER_STATE_VERSION = 1;
+
+export interface HistoryPoint { step: number; loss: number; lr: number; tokensPerSec: number; elapsedSec: number }
+export interface EvalPoint { step: number; valLoss: number }
+
+export interface TrainerState {
+  format: typeof TRAINER_STATE_FORMAT;
+  version: number;
+  step: number;
+  totalSteps: number;
+  tokensSeen: number;
+  elapsedSec: number;
+  cursor: LoaderCursor;
+  rng: RngState;
+  model: ModelConfig;
+  train: TrainConfig;
+  /** Identifies the dataset the cursor refers to (a resume must use the same tokens). */
+  datasetHash: string;
+  lastLoss: number | null;
+  lastValLoss: number | null;
+  history: HistoryPoint[];
+  evals: EvalPoint[];
+  /** sha256 of the binary files, checked on load. */
+  files: Record<string, string>;
+  savedAt: string;
+}
+
+const MODEL_FILE = 'model.safetensors';
+const OPTIMIZER_FILE = 'optimizer.safetensors';
+const CONFIG_FILE = 'config.json';
+const TOKENIZER_FILE = 'tokenizer.json';
+const STATE_FILE = 'trainer_state.json';
+const CHECKPOINT_FILES = [MODEL_FILE, OPTIMIZER_FILE, CONFIG_FILE, TOKENIZER_FILE, STATE_FILE];
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+async function writeFileSynced(file: string, data: Uint8Array | string): Promise<void> {
+  const fh = await fs.open(file, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  try {
+    const fh = await fs.open(dir, fsConstants.O_RDONLY);
+    try { await fh.sync(); } finally { await fh.close(); }
+  } catch {
+    // Some filesystems refuse fsync on directories; the rename is still atomic there.
+  }
+}
+
+export function modelToSafetensors(model: Gpt): Uint8Array {
+  const f32 = model.params instanceof Float32Array ? model.params : Float32Array.from(model.params);
+  return encodeSafetensors(
+    model.layout.map((t) => ({ name: t.name, shape: t.shape, data: f32.subarray(t.offset, t.offset + t.size) })),
+    { format: 'pt', producer: 'workspace-lm' },
+  );
+}
+
+export interface SaveInput {
+  runDir: string;
+  model: Gpt;
+  optimizer: AdamW;
+  tokenizer: BpeTokenizer;
+  state: Omit<TrainerState, 'format' | 'version' | 'files' | 'savedAt'>;
+}
+
+export function checkpointDirName(step: number): string {
+  return `step-${String(step).padStart(7, '0')}`;
+}
+
+/** Writes a checkpoint atomically and returns its directory. Keeps the newest `keep` ones. */
+export async function saveCheckpoint(input: SaveInput, keep: number): Promise<string> {
+  const { runDir, model, optimizer, tokenizer } = input;
+  const ckptRoot = path.join(runDir, 'checkpoints');
+  await fs.mkdir(ckptRoot, { recursive: true });
+  const finalDir = path.join(ckptRoot, checkpointDirName(input.state.step));
+  const tmpDir = path.join(ckptRoot, `.tmp-${checkpointDirName(input.state.step)}-${process.pid}-${Date.now()}`);
+  await fs.mkdir(tmpDir);
+  try {
+    const modelBytes = modelToSafetensors(model);
+    const optBytes = encodeSafetensors(
+      [{ name: 'adamw.m', shape: [optimizer.m.length], data: optimizer.m }, { name: 'adamw.v', shape: [optimizer.v.length], data: optimizer.v }],
+      { step: String(optimizer.step) },
+    );
+    const configText = JSON.stringify(toHfConfig(model.cfg), null, 2) + '\n';
+    const tokText = JSON.stringify(tokenizer.toHuggingFaceJSON());
+    const state: TrainerState = {
+      ...input.state,
+      format: TRAINER_STATE_FORMAT,
+      version: TRAINER_STATE_VERSION,
+      files: {
+        [MODEL_FILE]: sha256(modelBytes),
+        [OPTIMIZER_FILE]: sha256(optBytes),
+        [CONFIG_FILE]: sha256(Buffer.from(configText)),
+        [TOKENIZER_FILE]: sha256(Buffer.from(tokText)),
+      },
+      savedAt: new Date().toISOString(),
+    };
+    await writeFileSynced(path.join(tmpDir, MODEL_FILE), modelBytes);
+    await writeFileSynced(path.join(tmpDir, OPTIMIZER_FILE), optBytes);
+    await writeFileSynced(path.join(tmpDir, CONFIG_FILE), configText);
+    await writeFileSynced(path.join(tmpDir, TOKENIZER_FILE), tokText);
+    await writeFileSynced(path.join(tmpDir, STATE_FILE), JSON.stringify(state, null, 1) + '\n');
+    await fsyncDir(tmpDir);
+    // Re-saving the same step (e.g. the final save right after a periodic one) replaces it.
+    await fs.rm(finalDir, { recursive: true, force: true });
+    await fs.rename(tmpDir, finalDir);
+    await fsyncDir(ckptRoot);
+  } catch (e) {
+    await fs.rm(tmpDir, { recursive: true, force: true }).catch(() => undefined);
+    throw new Error(`could not save checkpoint to ${finalDir}: ${(e as Error).message}`);
+  }
+  await publishTopLevel(runDir, finalDir);
+  await pruneCheckpoints(ckptRoot, keep);
+  return finalDir;
+}
+
+/**
+ * Mirrors the newest checkpoint's files at the run directory's top level (hard links, each
+ * swapped in by rename). trainer_state.json goes last; its hashes tell a reader whether the set
+ * is consistent, and the authoritative copy stays in checkpoints/.
+ */
+async function publishTopLevel(runDir: string, ckptDir: string): Promise<void> {
+  for (const f of CHECKPOINT_FILES) {
+    const tmp = path.join(runDir, `.${f}.tmp-${process.pid}`);
+    await fs.rm(tmp, { force: true });
+    try {
+      await fs.link(path.join(ckptDir, f), tmp);
+    } catch {
+      await fs.copyFile(path.join(ckptDir, f), tmp);
+    }
+    await fs.rename(tmp, path.join(runDir, f));
+  }
+}
+
+async function pruneCheckpoints(ckptRoot: string, keep: number): Promise<void> {
+  const entries = (await fs.readdir(ckptRoot)).filter((n) => /^step-\d+$/.test(n)).sort();
+  for (const old of entries.slice(0, Math.max(0, entries.length - Math.max(1, keep)))) {
+    await fs.rm(path.join(ckptRoot, old), { recursive: true, force: true });
+  }
+  // Leftovers of a crashed save.
+  for (const n of await fs.readdir(ckptRoot)) {
+    if (n.startsWith('.tmp-') && !n.includes(`-${process.pid}-`)) await fs.rm(path.join(ckptRoot, n), { recursive: true, force: true });
+  }
+}
+
+export interface LoadedCheckpoint {
+  dir: string;
+  model: Gpt;
+  tokenizer: BpeTokenizer;
+  /** Absent for an imported model (weights + config + tokenizer only). */
+  state: TrainerState | null;
+  optimizer: AdamW | null;
+  /** Checkpoints that were skipped as damaged, with the reason (newest first). */
+  rejected: { dir: string; reason: string }[];
+}
+
+async function readFileOrThrow(file: string): Promise<Buffer> {
+  try {
+    return await fs.readFile(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(code === 'ENOENT' ? `missing ${file}` : `cannot read ${file}: ${(e as Error).message}`);
+  }
+}
+
+/** Loads one checkpoint directory, verifying hashes, format and shapes. */
+export async function loadCheckpointDir(dir: string, withOptimizer: boolean): Promise<LoadedCheckpoint> {
+  const configPath = path.join(dir, CONFIG_FILE);
+  let cfg: ModelConfig;
+  const configBytes = await readFileOrThrow(configPath);
+  try {
+    cfg = fromHfConfig(JSON.parse(configBytes.toString('utf8')));
+  } catch (e) {
+    throw new Error(`${configPath}: ${(e as Error).message}`);
+  }
+  let state: TrainerState | null = null;
+  const statePath = path.join(dir, STATE_FILE);
+  const stateBytes = await fs.readFile(statePath).catch(() => null);
+  if (stateBytes !== null) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(stateBytes.toString('utf8'));
+    } catch (e) {
+      throw new Error(`${statePath}: not valid JSON (${(e as Error).message}): the checkpoint is damaged`);
+    }
+    const s = parsed as Partial<TrainerState>;
+    if (s.format !== TRAINER_STATE_FORMAT) throw new Error(`${statePath}: not a workspace-lm trainer state (format ${String(s.format)})`);
+    if (s.version !== TRAINER_STATE_VERSION) {
+      throw new Error(`${statePath}: trainer state format v${String(s.version)}, this build reads v${TRAINER_STATE_VERSION}: retrain, or load only the weights with \`workspace-lm import\``);
+    }
+    state = s as TrainerState;
+  }
+  const modelPath = path.join(dir, MODEL_FILE);
+  const modelBytes = await readFileOrThrow(modelPath);
+  const verify = (name: string, bytes: Uint8Array): void => {
+    const want = state?.files?.[name];
+    if (want !== undefined && sha256(bytes) !== want) throw new Error(`${path.join(dir, name)}: content hash does not match trainer_state.json: the file is damaged or from another checkpoint`);
+  };
+  verify(MODEL_FILE, modelBytes);
+  verify(CONFIG_FILE, configBytes);
+  const tokPath = path.join(dir, TOKENIZER_FILE);
+  const tokBytes = await readFileOrThrow(tokPath);
+  verify(TOKENIZER_FILE, tokBytes);
+  let tokenizer: BpeTokenizer;
+  try {
+    tokenizer = BpeTokenizer.fromHuggingFaceJSON(JSON.parse(tokBytes.toString('utf8')));
+  } catch (e) {
+    throw new Error(`${tokPath}: ${(e as Error).message}`);
+  }
+  if (tokenizer.vocabSize !== cfg.vocabSize) {
+    throw new Error(`${tokPath}: tokenizer has ${tokenizer.vocabSize} tokens but config.json says vocab_size ${cfg.vocabSize}`);
+  }
+  const model = new Gpt(cfg);
+  const decoded = decodeSafetensors(modelBytes, modelPath);
+  for (const t of model.layout) {
+    const src = decoded.tensors.get(t.name);
+    if (src === undefined) throw new Error(`${modelPath}: missing tensor ${t.name}`);
+    if (src.dtype !== 'F32') throw new Error(`${modelPath}: tensor ${t.name} is ${src.dtype}, expected F32`);
+    if (src.shape.length !== t.shape.length || src.shape.some((d, i) => d !== t.shape[i])) {
+      throw new Error(`${modelPath}: tensor ${t.name} has shape [${src.shape.join(', ')}], config.json implies [${t.shape.join(', ')}]`);
+    }
+    model.params.set(src.data as Float32Array, t.offset);
+  }
+  for (let i = 0; i < model.params.length; i++) {
+    if (!Number.isFinite(model.params[i]!)) throw new Error(`${modelPath}: contains NaN or Inf weights`);
+  }
+  let optimizer: AdamW | null = null;
+  if (withOptimizer && state !== null) {
+    const optPath = path.join(dir, OPTIMIZER_FILE);
+    const optBytes = await readFileOrThrow(optPath);
+    verify(OPTIMIZER_FILE, optBytes);
+    const o = decodeSafetensors(optBytes, optPath);
+    const m = o.tensors.get('adamw.m');
+    const v = o.tensors.get('adamw.v');
+    if (m === undefined || v === undefined || m.data.length !== model.numParams || v.data.length !== model.numParams) {
+      throw new Error(`${optPath}: optimizer moments missing or of the wrong size`);
+    }
+    optimizer = new AdamW(model.numParams);
+    optimizer.m.set(m.data as Float32Array);
+    optimizer.v.set(v.data as Float32Array);
+    optimizer.step = Number(o.metadata['step'] ?? state.step);
+  }
+  return { dir, model, tokenizer, state, optimizer, rejected: [] };
+}
+
+/** Checkpoint directories of a run, newest first. */
+export async function listCheckpoints(runDir: string): Promise<string[]> {
+  const root = path.join(runDir, 'checkpoints');
+  const names = await fs.readdir(root).catch(() => [] as string[]);
+  return names.filter((n) => /^step-\d+$/.test(n)).sort().reverse().map((n) => path.join(root, n));
+}
+
+/**
+ * Loads `dir` as a checkpoint: either a checkpoint directory itself (model.safetensors +
+ * config.json + tokenizer.json, with or without trainer state) or a run directory, in which case
+ * the newest checkpoint that verifies is used and damaged newer ones are reported in `rejected`.
+ */
+export async function loadCheckpoint(dir: string, opts: { withOptimizer?: boolean } = {}): Promise<LoadedCheckpoint> {
+  const abs = path.resolve(dir);
+  const st = await fs.stat(abs).catch(() => null);
+  if (st === null || !st.isDirectory()) throw new Error(`checkpoint folder not found: ${abs}`);
+  const candidates = await listCheckpoints(abs);
+  if (candidates.length === 0) {
+    const hasConfig = await fs.stat(path.join(abs, CONFIG_FILE)).then(() => true, () => false);
+    if (!hasConfig) throw new Error(`${abs} is not a workspace-lm model: no config.json and no checkpoints/ (train first, or pass the run's --out folder)`);
+    return loadCheckpointDir(abs, opts.withOptimizer ?? false);
+  }
+  const rejected: { dir: string; reason: string }[] = [];
+  for (const c of candidates) {
+    try {
+      const loaded = await loadCheckpointDir(c, opts.withOptimizer ?? false);
+      loaded.rejected = rejected;
+      return loaded;
+    } catch (e) {
+      rejected.push({ dir: c, reason: (e as Error).message });
+    }
+  }
+  throw new Error(`no usable checkpoint in ${abs}: ${rejected.map((r) => r.reason).join('; ')}`);
+}

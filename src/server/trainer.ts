@@ -1,0 +1,327 @@
+// One training run, start to finish: index the folder, train the tokenizer, encode the by-file
+// split, train the model, evaluate and checkpoint. Reports every step through TrainEvents and
+// stops cleanly (with a checkpoint) when its AbortSignal fires. Used by the CLI now and by the
+// language server later; no terminal or editor code here.
+
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { DEFAULT_DATA, DEFAULT_TRAIN, ModelConfig, PRESETS, PresetName, TrainConfig } from '../ml/config';
+import { BpeTokenizer } from '../ml/bpe';
+import { BatchLoader, encodeDocuments, splitByFile, validationBatches } from '../ml/dataset';
+import { Gpt } from '../ml/gpt';
+import { AdamW, clipGradNorm, learningRate, LrSchedule } from '../ml/adamw';
+import { Rng } from '../ml/rng';
+import type { TrainEventSink } from '../shared/trainEvents';
+import { indexFolder } from './corpus';
+import { EvalPoint, HistoryPoint, listCheckpoints, loadCheckpoint, saveCheckpoint, TrainerState } from './checkpoint';
+
+export interface TrainOptions {
+  folder: string;
+  outDir: string;
+  preset: PresetName;
+  /** Overrides of the preset's training config (CLI flags). */
+  train?: Partial<TrainConfig>;
+  resume: boolean;
+  signal?: AbortSignal;
+}
+
+/** History kept in trainer_state.json: downsampled so it stays small on long runs. */
+const MAX_HISTORY = 2000;
+
+interface DatasetMeta {
+  format: 'workspace-lm/dataset';
+  version: 1;
+  vocab_size: number;
+  eot_id: number;
+  train_tokens: number;
+  val_tokens: number;
+  train_files: number;
+  val_files: string[];
+  dataset_hash: string;
+  corpus_bytes: number;
+}
+
+async function writeAtomic(file: string, data: Uint8Array | string): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  await fs.writeFile(tmp, data);
+  await fs.rename(tmp, file);
+}
+
+function tokensHash(train: Uint16Array, val: Uint16Array): string {
+  return createHash('sha256')
+    .update(new Uint8Array(train.buffer, train.byteOffset, train.byteLength))
+    .update(new Uint8Array(val.buffer, val.byteOffset, val.byteLength))
+    .digest('hex');
+}
+
+function readU16(bytes: Buffer): Uint16Array {
+  const copy = Uint8Array.prototype.slice.call(bytes);
+  return new Uint16Array(copy.buffer, 0, Math.floor(copy.byteLength / 2));
+}
+
+interface Prepared {
+  tokenizer: BpeTokenizer;
+  train: Uint16Array;
+  val: Uint16Array;
+  hash: string;
+}
+
+/** Builds the dataset from the folder: index, tokenizer (trained unless given), encode, write data/. */
+async function prepareDataset(opts: TrainOptions, vocabSize: number, emit: TrainEventSink, given: BpeTokenizer | null): Promise<Prepared> {
+  emit({ event: 'phase', phase: 'indexing' });
+  const corpus = await indexFolder(opts.folder, {
+    maxFileBytes: DEFAULT_DATA.maxFileBytes,
+    excludeDirs: [opts.outDir],
+    onProgress: (n) => emit({ event: 'progress', phase: 'indexing', fraction: 0, detail: `${n} files` }),
+  });
+  const split = splitByFile(corpus.docs, DEFAULT_DATA.valFraction);
+  emit({
+    event: 'corpus', files: corpus.summary.files, bytes: corpus.summary.bytes,
+    train_files: split.train.length, val_files: split.val.length,
+    skipped: corpus.summary.skipped as Record<string, { files: number; bytes: number }>,
+  });
+
+  emit({ event: 'phase', phase: 'tokenizer' });
+  const t0 = Date.now();
+  let tokenizer = given;
+  if (tokenizer === null) {
+    // Trained on the training files only: held-out files must stay unseen.
+    tokenizer = BpeTokenizer.train(split.train.map((d) => d.bytes), {
+      vocabSize,
+      onProgress: (f) => emit({ event: 'progress', phase: 'tokenizer', fraction: f }),
+    });
+  }
+  emit({ event: 'tokenizer', vocab_size: tokenizer.vocabSize, seconds: (Date.now() - t0) / 1000, reused: given !== null });
+
+  emit({ event: 'phase', phase: 'encoding' });
+  const trainBytes = split.train.reduce((s, d) => s + d.bytes.length, 0);
+  const tok = tokenizer;
+  const train = encodeDocuments(split.train, (b) => tok.encodeBytes(b), tok.eotId, (f) => emit({ event: 'progress', phase: 'encoding', fraction: f * 0.9 }));
+  const val = encodeDocuments(split.val, (b) => tok.encodeBytes(b), tok.eotId);
+  emit({ event: 'progress', phase: 'encoding', fraction: 1 });
+  emit({ event: 'dataset', train_tokens: train.length, val_tokens: val.length, bytes_per_token: trainBytes / Math.max(1, train.length) });
+
+  const hash = tokensHash(train, val);
+  const dataDir = path.join(opts.outDir, 'data');
+  await fs.mkdir(dataDir, { recursive: true });
+  await writeAtomic(path.join(dataDir, 'train.bin'), new Uint8Array(train.buffer, train.byteOffset, train.byteLength));
+  await writeAtomic(path.join(dataDir, 'val.bin'), new Uint8Array(val.buffer, val.byteOffset, val.byteLength));
+  await writeAtomic(path.join(dataDir, 'tokenizer.json'), JSON.stringify(tokenizer.toHuggingFaceJSON()));
+  const meta: DatasetMeta = {
+    format: 'workspace-lm/dataset', version: 1, vocab_size: tokenizer.vocabSize, eot_id: tokenizer.eotId,
+    train_tokens: train.length, val_tokens: val.length, train_files: split.train.length,
+    val_files: split.val.map((d) => d.path), dataset_hash: hash, corpus_bytes: corpus.summary.bytes,
+  };
+  await writeAtomic(path.join(dataDir, 'meta.json'), JSON.stringify(meta, null, 1) + '\n');
+  return { tokenizer, train, val, hash };
+}
+
+/** The dataset a checkpoint was trained on, if data/ still holds it unchanged. */
+async function loadSavedDataset(outDir: string, hash: string, tokenizer: BpeTokenizer): Promise<Prepared | null> {
+  const dataDir = path.join(outDir, 'data');
+  try {
+    const train = readU16(await fs.readFile(path.join(dataDir, 'train.bin')));
+    const val = readU16(await fs.readFile(path.join(dataDir, 'val.bin')));
+    if (tokensHash(train, val) !== hash) return null;
+    return { tokenizer, train, val, hash };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Progress events are frequent (per merge, per file); pass on at most one per phase every 100 ms
+ * plus every phase's first and last, so --json output and the UI stay small.
+ */
+function throttleProgress(emit: TrainEventSink): TrainEventSink {
+  let last = 0;
+  let lastPhase = '';
+  return (e) => {
+    if (e.event === 'progress') {
+      const now = Date.now();
+      if (e.phase === lastPhase && e.fraction < 1 && now - last < 100) return;
+      last = now;
+      lastPhase = e.phase;
+    }
+    emit(e);
+  };
+}
+
+function resolveTrainConfig(preset: PresetName, overrides: Partial<TrainConfig> | undefined): TrainConfig {
+  const cfg: TrainConfig = { ...DEFAULT_TRAIN, ...PRESETS[preset].train };
+  for (const [k, v] of Object.entries(overrides ?? {})) if (v !== undefined) (cfg as unknown as Record<string, unknown>)[k] = v;
+  return cfg;
+}
+
+/** Runs (or resumes) a training run. Resolves when done or stopped; throws with a clear message on bad input. */
+export async function runTraining(opts: TrainOptions, rawEmit: TrainEventSink): Promise<void> {
+  const outDir = path.resolve(opts.outDir);
+  const folderStat = await fs.stat(opts.folder).catch(() => null);
+  if (folderStat === null || !folderStat.isDirectory()) throw new Error(`folder not found: ${path.resolve(opts.folder)}`);
+  const emit = throttleProgress(rawEmit);
+  await fs.mkdir(outDir, { recursive: true });
+  // Keep run artifacts out of the user's git status when the out dir is inside their repo.
+  await fs.writeFile(path.join(outDir, '.gitignore'), '*\n').catch(() => undefined);
+
+  let train = resolveTrainConfig(opts.preset, opts.train);
+  let modelCfg: ModelConfig = { ...PRESETS[opts.preset].model };
+  let model: Gpt;
+  let optimizer: AdamW;
+  let state: TrainerState | null = null;
+  let data: Prepared;
+
+  const existing = opts.resume ? await listCheckpoints(outDir) : [];
+  if (opts.resume && existing.length > 0) {
+    const ck = await loadCheckpoint(outDir, { withOptimizer: true });
+    for (const r of ck.rejected) emit({ event: 'warning', message: `skipped damaged checkpoint: ${r.reason}` });
+    if (ck.state === null || ck.optimizer === null) throw new Error(`${ck.dir} has no trainer state: it cannot be resumed`);
+    state = ck.state;
+    model = ck.model;
+    optimizer = ck.optimizer;
+    modelCfg = model.cfg;
+    // The run keeps its own config; only limits given now (steps, minutes, …) change.
+    train = { ...state.train };
+    for (const [k, v] of Object.entries(opts.train ?? {})) if (v !== undefined) (train as unknown as Record<string, unknown>)[k] = v;
+    const saved = await loadSavedDataset(outDir, state.datasetHash, ck.tokenizer);
+    if (saved !== null) {
+      data = saved;
+      emit({ event: 'dataset', train_tokens: data.train.length, val_tokens: data.val.length, bytes_per_token: 0 });
+    } else {
+      data = await prepareDataset(opts, modelCfg.vocabSize, emit, ck.tokenizer);
+      if (data.hash !== state.datasetHash) {
+        emit({ event: 'warning', message: 'the folder changed since this run started: continuing on the new data (the data order restarts)' });
+        state.cursor = { epoch: 0, index: 0 };
+        state.datasetHash = data.hash;
+      }
+    }
+  } else {
+    if (opts.resume) emit({ event: 'warning', message: `no checkpoint in ${outDir}: starting a new run` });
+    data = await prepareDataset(opts, modelCfg.vocabSize, emit, null);
+    // A tiny corpus may support fewer merges than asked: the model follows the tokenizer.
+    modelCfg = { ...modelCfg, vocabSize: data.tokenizer.vocabSize };
+    model = new Gpt(modelCfg);
+    model.initWeights(new Rng(train.seed));
+    optimizer = new AdamW(model.numParams);
+  }
+
+  emit({ event: 'phase', phase: 'training' });
+  const B = train.batchSize;
+  const T = Math.min(modelCfg.contextLength, Math.max(8, data.train.length - 1));
+  if (data.train.length < 2) throw new Error('the training set is empty after tokenization: add source files to the folder');
+  const loader = new BatchLoader(data.train, B, T, train.seed);
+  if (state !== null) loader.restore(state.cursor);
+  const valSet = validationBatches(data.val, B, T, train.evalBatches);
+  const plannedSteps = Math.max(1, Math.round(train.epochs * loader.stepsPerEpoch));
+  const totalSteps = train.maxSteps > 0 ? Math.min(train.maxSteps, plannedSteps) : plannedSteps;
+  const warmupSteps = Math.max(1, Math.min(train.warmupMaxSteps, Math.round(train.warmupFraction * totalSteps)));
+  const schedule: LrSchedule = { maxLr: train.learningRate, minLr: train.learningRate * train.minLrRatio, warmupSteps, totalSteps };
+  const budgetSec = train.maxMinutes > 0 ? train.maxMinutes * 60 : 0;
+  const startStep = state?.step ?? 0;
+  emit({
+    event: 'model', params: model.numParams, n_layer: modelCfg.nLayer, n_head: modelCfg.nHead, n_embd: modelCfg.dModel,
+    context: T, vocab_size: modelCfg.vocabSize, batch: B, total_steps: totalSteps, resumed_from_step: startStep,
+  });
+
+  const rng = state !== null ? Rng.fromState(state.rng) : new Rng(train.seed ^ 0x5eed);
+  const history: HistoryPoint[] = state?.history ?? [];
+  const evals: EvalPoint[] = state?.evals ?? [];
+  let step = startStep;
+  let tokensSeen = state?.tokensSeen ?? 0;
+  const elapsedBefore = state?.elapsedSec ?? 0;
+  const t0 = performance.now();
+  const elapsed = (): number => elapsedBefore + (performance.now() - t0) / 1000;
+  let lastLoss: number | null = state?.lastLoss ?? null;
+  let lastValLoss: number | null = state?.lastValLoss ?? null;
+  const ids = new Int32Array(B * T);
+  const targets = new Int32Array(B * T);
+  // Throughput over the recent steps (a window, so the figure follows changes in machine load).
+  const recent: { t: number; tokens: number }[] = [];
+
+  const evaluate = (): number | null => {
+    if (valSet.length === 0) return null;
+    let sum = 0;
+    for (const b of valSet) sum += model.evaluate(b.ids, b.targets, B, T);
+    return sum / valSet.length;
+  };
+
+  const checkpoint = async (): Promise<void> => {
+    const dir = await saveCheckpoint({
+      runDir: outDir, model, optimizer, tokenizer: data.tokenizer,
+      state: {
+        step, totalSteps, tokensSeen, elapsedSec: elapsed(), cursor: loader.cursor(), rng: rng.state(),
+        model: modelCfg, train, datasetHash: data.hash, lastLoss, lastValLoss, history, evals,
+      },
+    }, train.keepCheckpoints);
+    emit({ event: 'checkpoint', step, dir });
+  };
+
+  let stopped = false;
+  let savedAt = -1;
+  while (step < totalSteps) {
+    if (opts.signal?.aborted) { stopped = true; break; }
+    if (budgetSec > 0 && elapsed() >= budgetSec) break;
+    const progress = Math.max(step / totalSteps, budgetSec > 0 ? elapsed() / budgetSec : 0);
+    const lr = learningRate(schedule, step, progress);
+    loader.next(ids, targets);
+    model.zeroGrad();
+    const loss = model.forward(ids, targets, B, T);
+    if (!Number.isFinite(loss)) {
+      await checkpoint().catch(() => undefined);
+      throw new Error(`loss became ${loss} at step ${step + 1}: training diverged (try a lower learning rate); the last good checkpoint is kept`);
+    }
+    model.backward();
+    const gradNorm = clipGradNorm(model.grads, train.gradClip);
+    optimizer.update(model.params, model.grads, model.layout, { lr, beta1: train.beta1, beta2: train.beta2, eps: train.eps, weightDecay: train.weightDecay });
+    step++;
+    tokensSeen += B * T;
+    lastLoss = loss;
+    const now = elapsed();
+    recent.push({ t: now, tokens: tokensSeen });
+    if (recent.length > 20) recent.shift();
+    const first = recent[0]!;
+    const tokensPerSec = recent.length > 1 ? (tokensSeen - first.tokens) / Math.max(1e-9, now - first.t) : (B * T) / Math.max(1e-9, now - elapsedBefore);
+    const secPerStep = (B * T) / Math.max(1e-9, tokensPerSec);
+    let eta = (totalSteps - step) * secPerStep;
+    if (budgetSec > 0) eta = Math.min(eta, Math.max(0, budgetSec - now));
+    if (history.length >= MAX_HISTORY) {
+      // Downsample: keep every other point, so the history spans the whole run at half density.
+      const kept = history.filter((_, i) => i % 2 === 0);
+      history.length = 0;
+      history.push(...kept);
+    }
+    history.push({ step, loss, lr, tokensPerSec, elapsedSec: now });
+    emit({ event: 'step', step, total_steps: totalSteps, epoch: loader.epochProgress, loss, lr, grad_norm: gradNorm, tokens_per_s: tokensPerSec, elapsed_s: now, eta_s: eta });
+    if (step % train.evalEvery === 0 || step === totalSteps) {
+      const v = evaluate();
+      if (v !== null) {
+        lastValLoss = v;
+        evals.push({ step, valLoss: v });
+        emit({ event: 'eval', step, val_loss: v });
+      }
+    }
+    if (step % train.checkpointEvery === 0) {
+      await checkpoint();
+      savedAt = step;
+    }
+    // Let signals, timers and I/O run between steps (Ctrl-C, progress rendering).
+    await new Promise((r) => setImmediate(r));
+  }
+  if (savedAt !== step) {
+    if (evals.length === 0 || evals[evals.length - 1]!.step !== step) {
+      const v = evaluate();
+      if (v !== null) {
+        lastValLoss = v;
+        evals.push({ step, valLoss: v });
+        emit({ event: 'eval', step, val_loss: v });
+      }
+    }
+    await checkpoint();
+  }
+  const total = elapsed();
+  emit({
+    event: 'done', steps: step, train_loss: lastLoss, val_loss: lastValLoss,
+    tokens_per_s: (tokensSeen - (state?.tokensSeen ?? 0)) / Math.max(1e-9, total - elapsedBefore),
+    elapsed_s: total, tokens_seen: tokensSeen, stopped, out_dir: outDir,
+  });
+}
