@@ -1,0 +1,454 @@
+// Workspace LM — fast float32 kernels in WebAssembly SIMD128 (AssemblyScript).
+//
+// Compiled by esbuild.mjs to dist/kernels.wasm (flags there: --runtime stub --importMemory
+// --sharedMemory --maximumMemory 65536 --enable simd,threads --noAssert -O3). Loaded by
+// ../wasmKernels.ts. The module owns NO linear memory: it imports env.memory (shared, so
+// several worker_threads can run kernels on the same tensors), has no data segments, no
+// allocator and no GC. Every pointer below is a byte offset into that memory chosen by the
+// caller; every size is in elements. All matrices are row-major float32.
+//
+// matmul covers the three products a GPT-2 forward/backward pass needs (W is stored in the
+// HF Conv1D layout W[in, out], so a Linear is y = x @ W + b):
+//   flags = 0          C[M,N] = A[M,K] · B[K,N]      forward  y  = x @ W          (B = W)
+//   flags = TRANS_B    C[M,N] = A[M,K] · B[N,K]ᵀ     backward dx = dy @ Wᵀ        (B = W[in,out], N = in)
+//   flags = TRANS_A    C[M,N] = A[K,M]ᵀ · B[K,N]     backward dW = xᵀ @ dy        (A = x[BT,in], K = BT)
+// plus ACCUMULATE (C += ... instead of C = ..., e.g. gradient accumulation over micro-batches)
+// and BIAS (+ bias[N] broadcast over rows; applied once, with or without ACCUMULATE).
+//
+// Algorithm (the BLIS/GotoBLAS loop nest; llm.c's CPU matmul is the un-packed cousin):
+//   for jc over N in blocks of nc      (nc as large as the scratch allows)
+//     for pc over K in blocks of KC    pack B[pc:pc+kc, jc:jc+nc] into kc×8 column panels
+//       for ic over M in blocks of MC  pack A[ic:ic+mc, pc:pc+kc] into 4×kc row panels
+//         for jr over nc step 8        (one B panel, 8 KB, stays in L1)
+//           for ir over mc step 4      (A panels stream from L2)
+//             4×8 micro-kernel: 8 f32x4 accumulators, K innermost, C tile read/written once
+// Transposes cost nothing in the hot loop: they are absorbed by the packing routines, which
+// always produce the same panel layout. Ragged edges: panels are zero-padded, and a partial
+// C tile goes through a 4×8 staging tile in scratch, so M, N, K may be anything ≥ 1.
+
+// ---------------------------------------------------------------------------------------
+// flags for matmul / matmul_ld (mirrored in ../wasmKernels.ts)
+const TRANS_A: i32 = 1;
+const TRANS_B: i32 = 2;
+const ACCUMULATE: i32 = 4;
+const BIAS: i32 = 8;
+
+// Register / cache blocking. MR×NR = 4×8 floats of C live in 8 v128 registers (x64 has 16
+// xmm registers: 8 accumulators + 2 B vectors + 1 A broadcast + temporaries).
+const MR: i32 = 4;
+const NR: i32 = 8;
+// KC: depth of one packed block. One A panel (4×KC×4 B = 4 KB) plus one B panel (8×KC×4 B =
+// 8 KB) sit comfortably in a 48 KB L1d.
+const KC: i32 = 256;
+// MC: rows of A packed at once; MC×KC×4 B = 128 KB stays in the 1 MB L2 while every B panel
+// of the block sweeps over it.
+const MC: i32 = 128;
+
+// Scratch layout (caller-provided region, see set_scratch):
+//   [0, 128)                      staging tile for partial C tiles, 4×8 floats
+//   [128, 128 + MC·KC·4)          packed A block: ceil(mc/4) panels of kc×4 floats
+//   [128 + MC·KC·4, size)         packed B block: ceil(nc/8) panels of kc×8 floats
+const TILE_BYTES: usize = <usize>(MR * NR * 4);
+const PACK_A_BYTES: usize = <usize>(MC * KC * 4);
+const MIN_PACK_B_BYTES: usize = <usize>(KC * NR * 4);
+
+let scratchBase: usize = 0;
+let scratchSize: usize = 0;
+
+/** Smallest scratch region matmul accepts (128 + 128 KB + 8 KB). */
+export function scratch_min_bytes(): usize {
+  return TILE_BYTES + PACK_A_BYTES + MIN_PACK_B_BYTES;
+}
+
+/**
+ * Sets this instance's packing scratch: [ptr, ptr + bytes), 16-byte aligned, at least
+ * scratch_min_bytes(). More scratch lets B be packed in wider blocks (fewer re-packs of A);
+ * ~2 MB is plenty. Each instance (= each worker) needs its own region. Returns 1 if
+ * accepted, 0 if rejected (then matmul traps until a valid region is set).
+ */
+export function set_scratch(ptr: usize, bytes: usize): i32 {
+  if ((ptr & 15) != 0 || bytes < scratch_min_bytes()) {
+    scratchBase = 0;
+    scratchSize = 0;
+    return 0;
+  }
+  scratchBase = ptr;
+  scratchSize = bytes;
+  return 1;
+}
+
+/** C = A·B with natural leading dimensions (see matmul_ld for the shapes and flags). */
+export function matmul(c: usize, a: usize, b: usize, bias: usize, M: i32, N: i32, K: i32, flags: i32): void {
+  const lda = (flags & TRANS_A) != 0 ? M : K; // A is [K,M] or [M,K]
+  const ldb = (flags & TRANS_B) != 0 ? K : N; // B is [N,K] or [K,N]
+  matmul_ld(c, N, a, lda, b, ldb, bias, M, N, K, flags);
+}
+
+/**
+ * General form with leading dimensions (row strides, in elements) so sub-matrices can be
+ * used in place, e.g. one attention head q_h = qkv[:, h·hs : (h+1)·hs] with lda = 3C.
+ *   C: M rows of N, row stride ldc ≥ N
+ *   A: flags&TRANS_A ? K rows of M (stride lda ≥ M) : M rows of K (stride lda ≥ K)
+ *   B: flags&TRANS_B ? N rows of K (stride ldb ≥ K) : K rows of N (stride ldb ≥ N)
+ *   bias: N floats, read only if flags&BIAS
+ * C must not overlap A, B or bias. K = 0 is allowed (C = C or 0, plus bias).
+ */
+export function matmul_ld(
+  c: usize, ldc: i32, a: usize, lda: i32, b: usize, ldb: i32, bias: usize,
+  M: i32, N: i32, K: i32, flags: i32,
+): void {
+  if (M <= 0 || N <= 0) return;
+  if (scratchSize == 0) unreachable(); // set_scratch was never (successfully) called
+  const transA = (flags & TRANS_A) != 0;
+  const transB = (flags & TRANS_B) != 0;
+  const accumulate = (flags & ACCUMULATE) != 0;
+  const hasBias = (flags & BIAS) != 0;
+  if (K <= 0) {
+    initC(c, ldc, bias, M, N, accumulate, hasBias);
+    return;
+  }
+
+  const tile = scratchBase;
+  const packA_ = tile + TILE_BYTES;
+  const packB_ = packA_ + PACK_A_BYTES;
+  const ldcB = <usize>ldc << 2;
+
+  // Widest B block the scratch holds at this depth (multiple of NR), capped at N rounded up.
+  const kcMax = min(K, KC);
+  let nc = <i32>((scratchSize - TILE_BYTES - PACK_A_BYTES) / <usize>(kcMax * NR * 4)) * NR;
+  nc = min(nc, (N + NR - 1) & ~(NR - 1));
+
+  for (let jc = 0; jc < N; jc += nc) {
+    const ncur = min(nc, N - jc);
+    for (let pc = 0; pc < K; pc += KC) {
+      const kc = min(KC, K - pc);
+      // The first K block decides C's initial value (0 or old C, + bias); later blocks add.
+      const loadC = pc > 0 || accumulate;
+      const addBias = pc == 0 && hasBias;
+      packB(b, ldb, transB, pc, jc, kc, ncur, packB_);
+      for (let ic = 0; ic < M; ic += MC) {
+        const mcur = min(MC, M - ic);
+        packA(a, lda, transA, ic, pc, mcur, kc, packA_);
+        for (let jr = 0; jr < ncur; jr += NR) {
+          const nr = min(NR, ncur - jr);
+          const pb = packB_ + <usize>(jr * kc) * 4; // panel jr/8, kc×8 floats each
+          const biasJ = bias + (<usize>(jc + jr) << 2);
+          let cp = c + <usize>ic * ldcB + (<usize>(jc + jr) << 2);
+          for (let ir = 0; ir < mcur; ir += MR) {
+            const mr = min(MR, mcur - ir);
+            const pa = packA_ + <usize>(ir * kc) * 4; // panel ir/4, kc×4 floats each
+            if (mr == MR && nr == NR) {
+              kernel4x8(pa, pb, kc, cp, ldcB, loadC, addBias, biasJ);
+            } else {
+              kernelEdge(pa, pb, kc, cp, ldcB, mr, nr, loadC, addBias, biasJ, tile);
+            }
+            cp += ldcB * MR;
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Micro-kernel: C[4,8] (= or +=) Σ_k Apanel[k,0:4]ᵀ ⊗ Bpanel[k,0:8]
+//   pa: packed A panel, kc×4 floats, element (k, r) at pa + (k·4 + r)·4
+//   pb: packed B panel, kc×8 floats, element (k, j) at pb + (k·8 + j)·4
+//   cp: C tile (row stride ldc bytes); read first iff loadC; bias[0:8] added iff addBias
+// Per k: 2 B loads, 4 A broadcasts (v128.load32_splat → vbroadcastss), 8 mul + 8 add.
+// Mul and add are separate ops: SIMD128 has no FMA (relaxed-SIMD's madd bought nothing here).
+@inline
+function kernel4x8(pa: usize, pb: usize, kc: i32, cp: usize, ldc: usize, loadC: bool, addBias: bool, bias: usize): void {
+  const cp1 = cp + ldc;
+  const cp2 = cp1 + ldc;
+  const cp3 = cp2 + ldc;
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  if (loadC) {
+    c00 = v128.load(cp); c01 = v128.load(cp, 16);
+    c10 = v128.load(cp1); c11 = v128.load(cp1, 16);
+    c20 = v128.load(cp2); c21 = v128.load(cp2, 16);
+    c30 = v128.load(cp3); c31 = v128.load(cp3, 16);
+  }
+  if (addBias) {
+    const bb0 = v128.load(bias), bb1 = v128.load(bias, 16);
+    c00 = f32x4.add(c00, bb0); c01 = f32x4.add(c01, bb1);
+    c10 = f32x4.add(c10, bb0); c11 = f32x4.add(c11, bb1);
+    c20 = f32x4.add(c20, bb0); c21 = f32x4.add(c21, bb1);
+    c30 = f32x4.add(c30, bb0); c31 = f32x4.add(c31, bb1);
+  }
+  // Deliberately NOT unrolled: binaryen (-O3) folds an unrolled body into one expression
+  // tree per accumulator, hoisting all 8 B vectors and 16 A broadcasts ahead of the math;
+  // 24+ live v128 values then spill out of the 16 xmm registers (measured 36 vs 62 GFLOPS).
+  // One k per iteration keeps 8 accumulators + 2 B + 1 A + 1 product live.
+  for (let k = 0; k < kc; k++) {
+    const b0 = v128.load(pb), b1 = v128.load(pb, 16);
+    let a = v128.load32_splat(pa);
+    c00 = f32x4.add(c00, f32x4.mul(a, b0)); c01 = f32x4.add(c01, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 4);
+    c10 = f32x4.add(c10, f32x4.mul(a, b0)); c11 = f32x4.add(c11, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 8);
+    c20 = f32x4.add(c20, f32x4.mul(a, b0)); c21 = f32x4.add(c21, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 12);
+    c30 = f32x4.add(c30, f32x4.mul(a, b0)); c31 = f32x4.add(c31, f32x4.mul(a, b1));
+    pa += 16;
+    pb += 32;
+  }
+  v128.store(cp, c00); v128.store(cp, c01, 16);
+  v128.store(cp1, c10); v128.store(cp1, c11, 16);
+  v128.store(cp2, c20); v128.store(cp2, c21, 16);
+  v128.store(cp3, c30); v128.store(cp3, c31, 16);
+}
+
+// Partial tile (mr < 4 rows and/or nr < 8 columns of C are real): stage C (+bias) into a
+// full 4×8 tile in scratch, run the same micro-kernel on it, copy the real part back.
+// The zero-padded panels make the padding rows/columns harmless.
+function kernelEdge(
+  pa: usize, pb: usize, kc: i32, cp: usize, ldc: usize, mr: i32, nr: i32,
+  loadC: bool, addBias: bool, bias: usize, tile: usize,
+): void {
+  for (let r = 0; r < MR; r++) {
+    const crow = cp + <usize>r * ldc;
+    const trow = tile + <usize>(r * NR * 4);
+    for (let j = 0; j < NR; j++) {
+      let v: f32 = 0;
+      if (r < mr && j < nr) {
+        if (loadC) v = load<f32>(crow + (<usize>j << 2));
+        if (addBias) v += load<f32>(bias + (<usize>j << 2));
+      }
+      store<f32>(trow + (<usize>j << 2), v);
+    }
+  }
+  kernel4x8(pa, pb, kc, tile, <usize>(NR * 4), true, false, 0);
+  for (let r = 0; r < mr; r++) {
+    const crow = cp + <usize>r * ldc;
+    const trow = tile + <usize>(r * NR * 4);
+    for (let j = 0; j < nr; j++) {
+      store<f32>(crow + (<usize>j << 2), load<f32>(trow + (<usize>j << 2)));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Packing. Output layout is independent of the transpose flags.
+
+// A block: rows i0..i0+mc, depth k0..k0+kc → ceil(mc/4) panels; panel p holds
+// dst[p·kc·4 + k·4 + r] = A(i0 + 4p + r, k0 + k), zero for rows ≥ mc.
+//   !transA: A(m, k) at a + (m·lda + k)·4   → 4 rows read in parallel, 4×4 SIMD transposes
+//    transA: A(m, k) at a + (k·lda + m)·4   → one v128 load per k (already "k-major")
+function packA(a: usize, lda: i32, transA: bool, i0: i32, k0: i32, mc: i32, kc: i32, dst: usize): void {
+  const ldaB = <usize>lda << 2;
+  for (let ir = 0; ir < mc; ir += MR) {
+    const mr = min(MR, mc - ir);
+    let d = dst + <usize>(ir * kc) * 4;
+    if (!transA) {
+      const r0 = a + <usize>(i0 + ir) * ldaB + (<usize>k0 << 2);
+      if (mr == MR) {
+        const r1 = r0 + ldaB, r2 = r1 + ldaB, r3 = r2 + ldaB;
+        let k = 0;
+        for (; k + 4 <= kc; k += 4) {
+          const off = <usize>k << 2;
+          const x0 = v128.load(r0 + off), x1 = v128.load(r1 + off);
+          const x2 = v128.load(r2 + off), x3 = v128.load(r3 + off);
+          const t0 = f32x4.shuffle(x0, x1, 0, 4, 1, 5); // a0k0 a1k0 a0k1 a1k1
+          const t1 = f32x4.shuffle(x2, x3, 0, 4, 1, 5); // a2k0 a3k0 a2k1 a3k1
+          const t2 = f32x4.shuffle(x0, x1, 2, 6, 3, 7); // a0k2 a1k2 a0k3 a1k3
+          const t3 = f32x4.shuffle(x2, x3, 2, 6, 3, 7); // a2k2 a3k2 a2k3 a3k3
+          v128.store(d, f32x4.shuffle(t0, t1, 0, 1, 4, 5));
+          v128.store(d, f32x4.shuffle(t0, t1, 2, 3, 6, 7), 16);
+          v128.store(d, f32x4.shuffle(t2, t3, 0, 1, 4, 5), 32);
+          v128.store(d, f32x4.shuffle(t2, t3, 2, 3, 6, 7), 48);
+          d += 64;
+        }
+        for (; k < kc; k++) {
+          const off = <usize>k << 2;
+          store<f32>(d, load<f32>(r0 + off));
+          store<f32>(d, load<f32>(r1 + off), 4);
+          store<f32>(d, load<f32>(r2 + off), 8);
+          store<f32>(d, load<f32>(r3 + off), 12);
+          d += 16;
+        }
+      } else {
+        for (let k = 0; k < kc; k++) {
+          for (let r = 0; r < MR; r++) {
+            const v: f32 = r < mr ? load<f32>(r0 + <usize>r * ldaB + (<usize>k << 2)) : 0;
+            store<f32>(d + (<usize>r << 2), v);
+          }
+          d += 16;
+        }
+      }
+    } else {
+      let s = a + <usize>k0 * ldaB + (<usize>(i0 + ir) << 2);
+      if (mr == MR) {
+        for (let k = 0; k < kc; k++) {
+          v128.store(d, v128.load(s));
+          s += ldaB;
+          d += 16;
+        }
+      } else {
+        for (let k = 0; k < kc; k++) {
+          for (let r = 0; r < MR; r++) {
+            const v: f32 = r < mr ? load<f32>(s + (<usize>r << 2)) : 0;
+            store<f32>(d + (<usize>r << 2), v);
+          }
+          s += ldaB;
+          d += 16;
+        }
+      }
+    }
+  }
+}
+
+// B block: depth k0..k0+kc, columns j0..j0+nc → ceil(nc/8) panels; panel q holds
+// dst[q·kc·8 + k·8 + j] = B(k0 + k, j0 + 8q + j), zero for columns ≥ nc.
+//   !transB: B(k, n) at b + (k·ldb + n)·4   → two v128 copies per k
+//    transB: B(k, n) at b + (n·ldb + k)·4   → 8 rows read in parallel, two 4×4 transposes
+function packB(b: usize, ldb: i32, transB: bool, k0: i32, j0: i32, kc: i32, nc: i32, dst: usize): void {
+  const ldbB = <usize>ldb << 2;
+  for (let jr = 0; jr < nc; jr += NR) {
+    const nr = min(NR, nc - jr);
+    let d = dst + <usize>(jr * kc) * 4;
+    if (!transB) {
+      let s = b + <usize>k0 * ldbB + (<usize>(j0 + jr) << 2);
+      if (nr == NR) {
+        for (let k = 0; k < kc; k++) {
+          v128.store(d, v128.load(s));
+          v128.store(d, v128.load(s, 16), 16);
+          s += ldbB;
+          d += 32;
+        }
+      } else {
+        for (let k = 0; k < kc; k++) {
+          for (let j = 0; j < NR; j++) {
+            const v: f32 = j < nr ? load<f32>(s + (<usize>j << 2)) : 0;
+            store<f32>(d + (<usize>j << 2), v);
+          }
+          s += ldbB;
+          d += 32;
+        }
+      }
+    } else {
+      const s0 = b + <usize>(j0 + jr) * ldbB + (<usize>k0 << 2);
+      if (nr == NR) {
+        for (let h = 0; h < 2; h++) {
+          // columns 4h..4h+3 of the panel come from rows 4h..4h+3 of the stored B[N,K]
+          const r0 = s0 + <usize>(4 * h) * ldbB;
+          const r1 = r0 + ldbB, r2 = r1 + ldbB, r3 = r2 + ldbB;
+          let dh = d + (<usize>h << 4);
+          let k = 0;
+          for (; k + 4 <= kc; k += 4) {
+            const off = <usize>k << 2;
+            const x0 = v128.load(r0 + off), x1 = v128.load(r1 + off);
+            const x2 = v128.load(r2 + off), x3 = v128.load(r3 + off);
+            const t0 = f32x4.shuffle(x0, x1, 0, 4, 1, 5);
+            const t1 = f32x4.shuffle(x2, x3, 0, 4, 1, 5);
+            const t2 = f32x4.shuffle(x0, x1, 2, 6, 3, 7);
+            const t3 = f32x4.shuffle(x2, x3, 2, 6, 3, 7);
+            v128.store(dh, f32x4.shuffle(t0, t1, 0, 1, 4, 5));
+            v128.store(dh, f32x4.shuffle(t0, t1, 2, 3, 6, 7), 32);
+            v128.store(dh, f32x4.shuffle(t2, t3, 0, 1, 4, 5), 64);
+            v128.store(dh, f32x4.shuffle(t2, t3, 2, 3, 6, 7), 96);
+            dh += 128;
+          }
+          for (; k < kc; k++) {
+            const off = <usize>k << 2;
+            store<f32>(dh, load<f32>(r0 + off));
+            store<f32>(dh, load<f32>(r1 + off), 4);
+            store<f32>(dh, load<f32>(r2 + off), 8);
+            store<f32>(dh, load<f32>(r3 + off), 12);
+            dh += 32;
+          }
+        }
+      } else {
+        for (let k = 0; k < kc; k++) {
+          for (let j = 0; j < NR; j++) {
+            const v: f32 = j < nr ? load<f32>(s0 + <usize>j * ldbB + (<usize>k << 2)) : 0;
+            store<f32>(d + (<usize>j << 2), v);
+          }
+          d += 32;
+        }
+      }
+    }
+  }
+}
+
+// K = 0: the product is empty, C = (accumulate ? C : 0) + bias.
+function initC(c: usize, ldc: i32, bias: usize, M: i32, N: i32, accumulate: bool, hasBias: bool): void {
+  const ldcB = <usize>ldc << 2;
+  for (let m = 0; m < M; m++) {
+    const row = c + <usize>m * ldcB;
+    for (let n = 0; n < N; n++) {
+      const p = row + (<usize>n << 2);
+      let v: f32 = accumulate ? load<f32>(p) : 0;
+      if (hasBias) v += load<f32>(bias + (<usize>n << 2));
+      store<f32>(p, v);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Elementwise helpers (n floats each; out may alias an input exactly, not partially).
+
+/** out[i] = a[i] + b[i]  (residual adds) */
+export function add(out: usize, a: usize, b: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(out + o, f32x4.add(v128.load(a + o), v128.load(b + o)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(out + o, load<f32>(a + o) + load<f32>(b + o));
+  }
+}
+
+/** out[i] = s · x[i]  (in place when out == x) */
+export function scale(out: usize, x: usize, s: f32, n: i32): void {
+  const sv = f32x4.splat(s);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(out + o, f32x4.mul(v128.load(x + o), sv));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(out + o, load<f32>(x + o) * s);
+  }
+}
+
+/** y[i] += alpha · x[i]  (e.g. SGD-style updates) */
+export function axpy(y: usize, alpha: f32, x: usize, n: i32): void {
+  const av = f32x4.splat(alpha);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(y + o, f32x4.add(v128.load(y + o), f32x4.mul(av, v128.load(x + o))));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(y + o, load<f32>(y + o) + alpha * load<f32>(x + o));
+  }
+}
+
+/** dst[i] += src[i]  (summing per-worker gradient buffers in one pass) */
+export function sum_into(dst: usize, src: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(dst + o, f32x4.add(v128.load(dst + o), v128.load(src + o)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(dst + o, load<f32>(dst + o) + load<f32>(src + o));
+  }
+}
+
+/** dst[N] += Σ_m src[m, 0:N], src row-major [M,N]  (bias gradient db = Σ_rows dy) */
+export function colsum_into(dst: usize, src: usize, M: i32, N: i32): void {
+  const rowB = <usize>N << 2;
+  for (let m = 0; m < M; m++) {
+    sum_into(dst, src + <usize>m * rowB, N);
+  }
+}
