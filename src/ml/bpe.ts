@@ -65,9 +65,9 @@ export const PRETOKENIZE_PATTERN =
   `${NEWLINE}+| ?${LETTER}${WORD_CHAR}*| ?${DIGIT}{1,3}| ?${PUNCT}+|${BLANK}+`;
 
 const BYTE_COUNT = 256;
-/** Pairs are packed into one number as left * PAIR_SHIFT + right (ids stay < 65536). */
+/** Pairs are packed into one number as left * PAIR_SHIFT + right, hence ids < 65536. */
 const PAIR_SHIFT = 65536;
-const MAX_VOCAB_SIZE = 65536;
+const MAX_VOCAB_SIZE = PAIR_SHIFT;
 const MIN_VOCAB_SIZE = BYTE_COUNT + SPECIAL_TOKENS.length;
 /**
  * Training cuts longer pieces into chunks of this many bytes. Merging rewrites
@@ -82,10 +82,14 @@ const LONG_PIECE_LENGTH = 48;
 const MAX_CACHED_PIECE_LENGTH = 256;
 const CACHE_LIMIT = 100_000;
 
+const UTF8_ENCODER = new TextEncoder();
+// ignoreBOM keeps a leading U+FEFF, so decode(encode(s)) === s holds for it too.
+const UTF8_DECODER = new TextDecoder('utf-8', { ignoreBOM: true });
+
 // ---------------------------------------------------------------------------
 // Byte <-> latin1 helpers
 
-/** One char per byte (char code = byte). Chunked because fromCharCode takes arguments. */
+/** One char per byte (char code = byte). Chunked: fromCharCode takes one argument per char. */
 function bytesToLatin1(bytes: Uint8Array): string {
   const CHUNK = 8192;
   let text = '';
@@ -320,9 +324,8 @@ export class BpeTokenizer {
       seenTokens.add(text);
       this.bytesOfToken[id] = bytes;
     });
-    const encoder = new TextEncoder();
     SPECIAL_TOKENS.forEach((token, i) => {
-      this.bytesOfToken[this.firstSpecialId + i] = encoder.encode(token);
+      this.bytesOfToken[this.firstSpecialId + i] = UTF8_ENCODER.encode(token);
     });
   }
 
@@ -514,7 +517,7 @@ export class BpeTokenizer {
    * TextEncoder). Returns a Uint32Array of ids. Never produces special tokens.
    */
   encode(text: string): Uint32Array {
-    return this.encodeBytes(new TextEncoder().encode(text));
+    return this.encodeBytes(UTF8_ENCODER.encode(text));
   }
 
   /** Encodes arbitrary bytes (invalid UTF-8 and NUL included). Never produces special tokens. */
@@ -659,7 +662,7 @@ export class BpeTokenizer {
 
   /** UTF-8 decode of decodeBytes; invalid sequences become U+FFFD. A leading BOM is kept. */
   decode(ids: ArrayLike<number>): string {
-    return new TextDecoder('utf-8', { ignoreBOM: true }).decode(this.decodeBytes(ids));
+    return UTF8_DECODER.decode(this.decodeBytes(ids));
   }
 
   // -------------------------------------------------------------------------
