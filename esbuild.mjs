@@ -21,6 +21,24 @@ const common = {
   logLevel: 'warning',
 };
 
+// ---- WASM kernels: src/ml/kernels/assembly (AssemblyScript) → dist/kernels.wasm --------
+// Built once, before the bundles (also in --watch mode: re-run to rebuild the kernels).
+// SIMD128 on; imports a shared env.memory (max 4 GiB) so worker threads share tensors;
+// stub runtime, no asserts/abort import: the module allocates nothing and owns no memory.
+{
+  const { default: asc } = await import('assemblyscript/asc');
+  const { error, stderr } = await asc.main([
+    'src/ml/kernels/assembly/index.ts', '--outFile', 'dist/kernels.wasm',
+    '-O3', '--noAssert', '--runtime', 'stub', '--use', 'abort=', '--enable', 'simd,threads',
+    '--importMemory', '--sharedMemory', '--initialMemory', '1', '--maximumMemory', '65536',
+    '--noExportMemory',
+  ]);
+  if (error) {
+    console.error(`esbuild.mjs: building dist/kernels.wasm failed: ${error.message}\n${stderr.toString()}`);
+    process.exit(1);
+  }
+}
+
 const contexts = await Promise.all(nodeBundles.map((b) => esbuild.context({ ...common, ...b })));
 if (watch) {
   await Promise.all(contexts.map((c) => c.watch()));

@@ -107,6 +107,12 @@ export function matmul_ld(
     initC(c, ldc, bias, M, N, accumulate, hasBias);
     return;
   }
+  if (M < MR && K <= GEMV_MAX_K) {
+    // 1–3 rows (one token at inference with a KV cache): a 4×8 tile would be ≥ 3/4 padding
+    // and packing B would cost as much as the product. Stream B once per row instead.
+    gemvRows(c, ldc, a, lda, transA, b, ldb, transB, bias, M, N, K, accumulate, hasBias);
+    return;
+  }
 
   const tile = scratchBase;
   const packA_ = tile + TILE_BYTES;
@@ -237,65 +243,86 @@ function kernelEdge(
 // A block: rows i0..i0+mc, depth k0..k0+kc → ceil(mc/4) panels; panel p holds
 // dst[p·kc·4 + k·4 + r] = A(i0 + 4p + r, k0 + k), zero for rows ≥ mc.
 //   !transA: A(m, k) at a + (m·lda + k)·4   → 4 rows read in parallel, 4×4 SIMD transposes
-//    transA: A(m, k) at a + (k·lda + m)·4   → one v128 load per k (already "k-major")
+//    transA: A(m, k) at a + (k·lda + m)·4   → packAT: one v128 copy per (k, panel)
 function packA(a: usize, lda: i32, transA: bool, i0: i32, k0: i32, mc: i32, kc: i32, dst: usize): void {
   const ldaB = <usize>lda << 2;
+  if (transA) {
+    packAT(a, ldaB, i0, k0, mc, kc, dst);
+    return;
+  }
   for (let ir = 0; ir < mc; ir += MR) {
     const mr = min(MR, mc - ir);
     let d = dst + <usize>(ir * kc) * 4;
-    if (!transA) {
-      const r0 = a + <usize>(i0 + ir) * ldaB + (<usize>k0 << 2);
-      if (mr == MR) {
-        const r1 = r0 + ldaB, r2 = r1 + ldaB, r3 = r2 + ldaB;
-        let k = 0;
-        for (; k + 4 <= kc; k += 4) {
-          const off = <usize>k << 2;
-          const x0 = v128.load(r0 + off), x1 = v128.load(r1 + off);
-          const x2 = v128.load(r2 + off), x3 = v128.load(r3 + off);
-          const t0 = f32x4.shuffle(x0, x1, 0, 4, 1, 5); // a0k0 a1k0 a0k1 a1k1
-          const t1 = f32x4.shuffle(x2, x3, 0, 4, 1, 5); // a2k0 a3k0 a2k1 a3k1
-          const t2 = f32x4.shuffle(x0, x1, 2, 6, 3, 7); // a0k2 a1k2 a0k3 a1k3
-          const t3 = f32x4.shuffle(x2, x3, 2, 6, 3, 7); // a2k2 a3k2 a2k3 a3k3
-          v128.store(d, f32x4.shuffle(t0, t1, 0, 1, 4, 5));
-          v128.store(d, f32x4.shuffle(t0, t1, 2, 3, 6, 7), 16);
-          v128.store(d, f32x4.shuffle(t2, t3, 0, 1, 4, 5), 32);
-          v128.store(d, f32x4.shuffle(t2, t3, 2, 3, 6, 7), 48);
-          d += 64;
-        }
-        for (; k < kc; k++) {
-          const off = <usize>k << 2;
-          store<f32>(d, load<f32>(r0 + off));
-          store<f32>(d, load<f32>(r1 + off), 4);
-          store<f32>(d, load<f32>(r2 + off), 8);
-          store<f32>(d, load<f32>(r3 + off), 12);
-          d += 16;
-        }
-      } else {
-        for (let k = 0; k < kc; k++) {
-          for (let r = 0; r < MR; r++) {
-            const v: f32 = r < mr ? load<f32>(r0 + <usize>r * ldaB + (<usize>k << 2)) : 0;
-            store<f32>(d + (<usize>r << 2), v);
-          }
-          d += 16;
-        }
+    const r0 = a + <usize>(i0 + ir) * ldaB + (<usize>k0 << 2);
+    if (mr == MR) {
+      const r1 = r0 + ldaB, r2 = r1 + ldaB, r3 = r2 + ldaB;
+      let k = 0;
+      for (; k + 4 <= kc; k += 4) {
+        const off = <usize>k << 2;
+        const x0 = v128.load(r0 + off), x1 = v128.load(r1 + off);
+        const x2 = v128.load(r2 + off), x3 = v128.load(r3 + off);
+        const t0 = f32x4.shuffle(x0, x1, 0, 4, 1, 5); // a0k0 a1k0 a0k1 a1k1
+        const t1 = f32x4.shuffle(x2, x3, 0, 4, 1, 5); // a2k0 a3k0 a2k1 a3k1
+        const t2 = f32x4.shuffle(x0, x1, 2, 6, 3, 7); // a0k2 a1k2 a0k3 a1k3
+        const t3 = f32x4.shuffle(x2, x3, 2, 6, 3, 7); // a2k2 a3k2 a2k3 a3k3
+        v128.store(d, f32x4.shuffle(t0, t1, 0, 1, 4, 5));
+        v128.store(d, f32x4.shuffle(t0, t1, 2, 3, 6, 7), 16);
+        v128.store(d, f32x4.shuffle(t2, t3, 0, 1, 4, 5), 32);
+        v128.store(d, f32x4.shuffle(t2, t3, 2, 3, 6, 7), 48);
+        d += 64;
+      }
+      for (; k < kc; k++) {
+        const off = <usize>k << 2;
+        store<f32>(d, load<f32>(r0 + off));
+        store<f32>(d, load<f32>(r1 + off), 4);
+        store<f32>(d, load<f32>(r2 + off), 8);
+        store<f32>(d, load<f32>(r3 + off), 12);
+        d += 16;
       }
     } else {
-      let s = a + <usize>k0 * ldaB + (<usize>(i0 + ir) << 2);
-      if (mr == MR) {
-        for (let k = 0; k < kc; k++) {
-          v128.store(d, v128.load(s));
-          s += ldaB;
-          d += 16;
+      for (let k = 0; k < kc; k++) {
+        for (let r = 0; r < MR; r++) {
+          const v: f32 = r < mr ? load<f32>(r0 + <usize>r * ldaB + (<usize>k << 2)) : 0;
+          store<f32>(d + (<usize>r << 2), v);
         }
-      } else {
-        for (let k = 0; k < kc; k++) {
-          for (let r = 0; r < MR; r++) {
-            const v: f32 = r < mr ? load<f32>(s + (<usize>r << 2)) : 0;
-            store<f32>(d + (<usize>r << 2), v);
-          }
-          s += ldaB;
-          d += 16;
+        d += 16;
+      }
+    }
+  }
+}
+
+// transA: the stored A is [K, M], so row k of it holds A(i0 .. i0+mc, k) contiguously.
+// Copy in chunks of PACK_KB rows of k: for each panel, PACK_KB 16-byte reads (the chunk's
+// rows stay in L1 across panels) and one contiguous 16·PACK_KB-byte write. Walking all of
+// kc inside one panel instead strides by lda per load (one TLB entry per load at lda =
+// 10000: -20% on the dwte shape); walking k outermost scatters stores 4 KB apart, all into
+// one L1 set (-10% on the dW shapes).
+const PACK_KB: i32 = 8;
+
+function packAT(a: usize, ldaB: usize, i0: i32, k0: i32, mc: i32, kc: i32, dst: usize): void {
+  const full = mc & ~(MR - 1); // rows in complete panels
+  for (let kb = 0; kb < kc; kb += PACK_KB) {
+    const kn = min(PACK_KB, kc - kb);
+    const rowKb = a + <usize>(k0 + kb) * ldaB + (<usize>i0 << 2);
+    for (let ir = 0; ir < full; ir += MR) {
+      let s = rowKb + (<usize>ir << 2);
+      let d = dst + <usize>(ir * kc + kb * MR) * 4;
+      for (let k = 0; k < kn; k++) {
+        v128.store(d, v128.load(s));
+        s += ldaB;
+        d += 16;
+      }
+    }
+    if (full < mc) {
+      let s = rowKb + (<usize>full << 2);
+      let d = dst + <usize>(full * kc + kb * MR) * 4;
+      for (let k = 0; k < kn; k++) {
+        for (let r = 0; r < MR; r++) {
+          const v: f32 = full + r < mc ? load<f32>(s + (<usize>r << 2)) : 0;
+          store<f32>(d + (<usize>r << 2), v);
         }
+        s += ldaB;
+        d += 16;
       }
     }
   }
@@ -303,74 +330,214 @@ function packA(a: usize, lda: i32, transA: bool, i0: i32, k0: i32, mc: i32, kc: 
 
 // B block: depth k0..k0+kc, columns j0..j0+nc → ceil(nc/8) panels; panel q holds
 // dst[q·kc·8 + k·8 + j] = B(k0 + k, j0 + 8q + j), zero for columns ≥ nc.
-//   !transB: B(k, n) at b + (k·ldb + n)·4   → two v128 copies per k
+//   !transB: B(k, n) at b + (k·ldb + n)·4   → packBN: two v128 copies per (k, panel)
 //    transB: B(k, n) at b + (n·ldb + k)·4   → 8 rows read in parallel, two 4×4 transposes
 function packB(b: usize, ldb: i32, transB: bool, k0: i32, j0: i32, kc: i32, nc: i32, dst: usize): void {
   const ldbB = <usize>ldb << 2;
+  if (!transB) {
+    packBN(b, ldbB, k0, j0, kc, nc, dst);
+    return;
+  }
   for (let jr = 0; jr < nc; jr += NR) {
     const nr = min(NR, nc - jr);
     let d = dst + <usize>(jr * kc) * 4;
-    if (!transB) {
-      let s = b + <usize>k0 * ldbB + (<usize>(j0 + jr) << 2);
-      if (nr == NR) {
-        for (let k = 0; k < kc; k++) {
-          v128.store(d, v128.load(s));
-          v128.store(d, v128.load(s, 16), 16);
-          s += ldbB;
-          d += 32;
+    const s0 = b + <usize>(j0 + jr) * ldbB + (<usize>k0 << 2);
+    if (nr == NR) {
+      for (let h = 0; h < 2; h++) {
+        // columns 4h..4h+3 of the panel come from rows 4h..4h+3 of the stored B[N,K]
+        const r0 = s0 + <usize>(4 * h) * ldbB;
+        const r1 = r0 + ldbB, r2 = r1 + ldbB, r3 = r2 + ldbB;
+        let dh = d + (<usize>h << 4);
+        let k = 0;
+        for (; k + 4 <= kc; k += 4) {
+          const off = <usize>k << 2;
+          const x0 = v128.load(r0 + off), x1 = v128.load(r1 + off);
+          const x2 = v128.load(r2 + off), x3 = v128.load(r3 + off);
+          const t0 = f32x4.shuffle(x0, x1, 0, 4, 1, 5);
+          const t1 = f32x4.shuffle(x2, x3, 0, 4, 1, 5);
+          const t2 = f32x4.shuffle(x0, x1, 2, 6, 3, 7);
+          const t3 = f32x4.shuffle(x2, x3, 2, 6, 3, 7);
+          v128.store(dh, f32x4.shuffle(t0, t1, 0, 1, 4, 5));
+          v128.store(dh, f32x4.shuffle(t0, t1, 2, 3, 6, 7), 32);
+          v128.store(dh, f32x4.shuffle(t2, t3, 0, 1, 4, 5), 64);
+          v128.store(dh, f32x4.shuffle(t2, t3, 2, 3, 6, 7), 96);
+          dh += 128;
         }
-      } else {
-        for (let k = 0; k < kc; k++) {
-          for (let j = 0; j < NR; j++) {
-            const v: f32 = j < nr ? load<f32>(s + (<usize>j << 2)) : 0;
-            store<f32>(d + (<usize>j << 2), v);
-          }
-          s += ldbB;
-          d += 32;
+        for (; k < kc; k++) {
+          const off = <usize>k << 2;
+          store<f32>(dh, load<f32>(r0 + off));
+          store<f32>(dh, load<f32>(r1 + off), 4);
+          store<f32>(dh, load<f32>(r2 + off), 8);
+          store<f32>(dh, load<f32>(r3 + off), 12);
+          dh += 32;
         }
       }
     } else {
-      const s0 = b + <usize>(j0 + jr) * ldbB + (<usize>k0 << 2);
-      if (nr == NR) {
-        for (let h = 0; h < 2; h++) {
-          // columns 4h..4h+3 of the panel come from rows 4h..4h+3 of the stored B[N,K]
-          const r0 = s0 + <usize>(4 * h) * ldbB;
-          const r1 = r0 + ldbB, r2 = r1 + ldbB, r3 = r2 + ldbB;
-          let dh = d + (<usize>h << 4);
-          let k = 0;
-          for (; k + 4 <= kc; k += 4) {
-            const off = <usize>k << 2;
-            const x0 = v128.load(r0 + off), x1 = v128.load(r1 + off);
-            const x2 = v128.load(r2 + off), x3 = v128.load(r3 + off);
-            const t0 = f32x4.shuffle(x0, x1, 0, 4, 1, 5);
-            const t1 = f32x4.shuffle(x2, x3, 0, 4, 1, 5);
-            const t2 = f32x4.shuffle(x0, x1, 2, 6, 3, 7);
-            const t3 = f32x4.shuffle(x2, x3, 2, 6, 3, 7);
-            v128.store(dh, f32x4.shuffle(t0, t1, 0, 1, 4, 5));
-            v128.store(dh, f32x4.shuffle(t0, t1, 2, 3, 6, 7), 32);
-            v128.store(dh, f32x4.shuffle(t2, t3, 0, 1, 4, 5), 64);
-            v128.store(dh, f32x4.shuffle(t2, t3, 2, 3, 6, 7), 96);
-            dh += 128;
-          }
-          for (; k < kc; k++) {
-            const off = <usize>k << 2;
-            store<f32>(dh, load<f32>(r0 + off));
-            store<f32>(dh, load<f32>(r1 + off), 4);
-            store<f32>(dh, load<f32>(r2 + off), 8);
-            store<f32>(dh, load<f32>(r3 + off), 12);
-            dh += 32;
-          }
+      for (let k = 0; k < kc; k++) {
+        for (let j = 0; j < NR; j++) {
+          const v: f32 = j < nr ? load<f32>(s0 + <usize>j * ldbB + (<usize>k << 2)) : 0;
+          store<f32>(d + (<usize>j << 2), v);
         }
-      } else {
-        for (let k = 0; k < kc; k++) {
-          for (let j = 0; j < NR; j++) {
-            const v: f32 = j < nr ? load<f32>(s0 + <usize>j * ldbB + (<usize>k << 2)) : 0;
-            store<f32>(d + (<usize>j << 2), v);
-          }
-          d += 32;
-        }
+        d += 32;
       }
     }
+  }
+}
+
+// !transB: row k of the stored B[K, N] holds B(k, j0 .. j0+nc) contiguously; copied in
+// chunks of PACK_KB rows like packAT, 32 bytes per (k, panel).
+function packBN(b: usize, ldbB: usize, k0: i32, j0: i32, kc: i32, nc: i32, dst: usize): void {
+  const full = nc & ~(NR - 1); // columns in complete panels
+  for (let kb = 0; kb < kc; kb += PACK_KB) {
+    const kn = min(PACK_KB, kc - kb);
+    const rowKb = b + <usize>(k0 + kb) * ldbB + (<usize>j0 << 2);
+    for (let jr = 0; jr < full; jr += NR) {
+      let s = rowKb + (<usize>jr << 2);
+      let d = dst + <usize>(jr * kc + kb * NR) * 4;
+      for (let k = 0; k < kn; k++) {
+        v128.store(d, v128.load(s));
+        v128.store(d, v128.load(s, 16), 16);
+        s += ldbB;
+        d += 32;
+      }
+    }
+    if (full < nc) {
+      let s = rowKb + (<usize>full << 2);
+      let d = dst + <usize>(full * kc + kb * NR) * 4;
+      for (let k = 0; k < kn; k++) {
+        for (let j = 0; j < NR; j++) {
+          const v: f32 = full + j < nc ? load<f32>(s + (<usize>j << 2)) : 0;
+          store<f32>(d + (<usize>j << 2), v);
+        }
+        s += ldbB;
+        d += 32;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Small-M path: each row of C is a vector-matrix product y[N] = x[K] · op(B) (+ bias),
+// with x = op(A)[m, :] first gathered into scratch so it is contiguous.
+
+// x must fit the packed-A region of the scratch.
+const GEMV_MAX_K: i32 = MC * KC;
+
+function gemvRows(
+  c: usize, ldc: i32, a: usize, lda: i32, transA: bool, b: usize, ldb: i32, transB: bool, bias: usize,
+  M: i32, N: i32, K: i32, accumulate: bool, hasBias: bool,
+): void {
+  const x = scratchBase + TILE_BYTES; // K floats
+  const ldaB = <usize>lda << 2;
+  const ldbB = <usize>ldb << 2;
+  for (let m = 0; m < M; m++) {
+    // x[k] = op(A)[m, k]: A[m·lda + k], or A[k·lda + m] when transposed
+    const src = transA ? a + (<usize>m << 2) : a + <usize>m * ldaB;
+    const inc: usize = transA ? ldaB : 4;
+    for (let k = 0; k < K; k++) store<f32>(x + (<usize>k << 2), load<f32>(src + <usize>k * inc));
+    const crow = c + <usize>m * (<usize>ldc << 2);
+    if (transB) gemvT(crow, x, b, ldbB, N, K, accumulate, hasBias, bias);
+    else gemvN(crow, x, b, ldbB, N, K, accumulate, hasBias, bias);
+  }
+}
+
+// y[0:N] (=|+=) Σ_k x[k]·B[k, 0:N] (+ bias), B stored [K, N] with row stride ldbB bytes.
+// Strips of 32 columns: 8 f32x4 accumulators, one x broadcast per k, B rows streamed.
+function gemvN(y: usize, x: usize, b: usize, ldbB: usize, N: i32, K: i32, loadC: bool, hasBias: bool, bias: usize): void {
+  let j = 0;
+  for (; j + 32 <= N; j += 32) {
+    const yj = y + (<usize>j << 2);
+    let y0 = f32x4.splat(0), y1 = f32x4.splat(0), y2 = f32x4.splat(0), y3 = f32x4.splat(0);
+    let y4 = f32x4.splat(0), y5 = f32x4.splat(0), y6 = f32x4.splat(0), y7 = f32x4.splat(0);
+    if (loadC) {
+      y0 = v128.load(yj); y1 = v128.load(yj, 16); y2 = v128.load(yj, 32); y3 = v128.load(yj, 48);
+      y4 = v128.load(yj, 64); y5 = v128.load(yj, 80); y6 = v128.load(yj, 96); y7 = v128.load(yj, 112);
+    }
+    if (hasBias) {
+      const bj = bias + (<usize>j << 2);
+      y0 = f32x4.add(y0, v128.load(bj)); y1 = f32x4.add(y1, v128.load(bj, 16));
+      y2 = f32x4.add(y2, v128.load(bj, 32)); y3 = f32x4.add(y3, v128.load(bj, 48));
+      y4 = f32x4.add(y4, v128.load(bj, 64)); y5 = f32x4.add(y5, v128.load(bj, 80));
+      y6 = f32x4.add(y6, v128.load(bj, 96)); y7 = f32x4.add(y7, v128.load(bj, 112));
+    }
+    let bp = b + (<usize>j << 2);
+    let xp = x;
+    for (let k = 0; k < K; k++) {
+      const xs = v128.load32_splat(xp);
+      y0 = f32x4.add(y0, f32x4.mul(xs, v128.load(bp))); y1 = f32x4.add(y1, f32x4.mul(xs, v128.load(bp, 16)));
+      y2 = f32x4.add(y2, f32x4.mul(xs, v128.load(bp, 32))); y3 = f32x4.add(y3, f32x4.mul(xs, v128.load(bp, 48)));
+      y4 = f32x4.add(y4, f32x4.mul(xs, v128.load(bp, 64))); y5 = f32x4.add(y5, f32x4.mul(xs, v128.load(bp, 80)));
+      y6 = f32x4.add(y6, f32x4.mul(xs, v128.load(bp, 96))); y7 = f32x4.add(y7, f32x4.mul(xs, v128.load(bp, 112)));
+      bp += ldbB;
+      xp += 4;
+    }
+    v128.store(yj, y0); v128.store(yj, y1, 16); v128.store(yj, y2, 32); v128.store(yj, y3, 48);
+    v128.store(yj, y4, 64); v128.store(yj, y5, 80); v128.store(yj, y6, 96); v128.store(yj, y7, 112);
+  }
+  for (; j + 4 <= N; j += 4) {
+    const yj = y + (<usize>j << 2);
+    let acc = loadC ? v128.load(yj) : f32x4.splat(0);
+    if (hasBias) acc = f32x4.add(acc, v128.load(bias + (<usize>j << 2)));
+    let bp = b + (<usize>j << 2);
+    for (let k = 0; k < K; k++) {
+      acc = f32x4.add(acc, f32x4.mul(v128.load32_splat(x + (<usize>k << 2)), v128.load(bp)));
+      bp += ldbB;
+    }
+    v128.store(yj, acc);
+  }
+  for (; j < N; j++) {
+    const yj = y + (<usize>j << 2);
+    let acc: f32 = loadC ? load<f32>(yj) : 0;
+    if (hasBias) acc += load<f32>(bias + (<usize>j << 2));
+    let bp = b + (<usize>j << 2);
+    for (let k = 0; k < K; k++) {
+      acc += load<f32>(x + (<usize>k << 2)) * load<f32>(bp);
+      bp += ldbB;
+    }
+    store<f32>(yj, acc);
+  }
+}
+
+// y[n] (=|+=) Σ_k x[k]·B[n, k] (+ bias[n]), B stored [N, K] with row stride ldbB bytes:
+// dot products, 4 rows of B at a time (4 lane-wise accumulators, then a 4×4 reduction).
+function gemvT(y: usize, x: usize, b: usize, ldbB: usize, N: i32, K: i32, loadC: bool, hasBias: bool, bias: usize): void {
+  const K4 = K & ~3;
+  let n = 0;
+  for (; n + 4 <= N; n += 4) {
+    const r0 = b + <usize>n * ldbB, r1 = r0 + ldbB, r2 = r1 + ldbB, r3 = r2 + ldbB;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let k = 0; k < K4; k += 4) {
+      const o = <usize>k << 2;
+      const xv = v128.load(x + o);
+      a0 = f32x4.add(a0, f32x4.mul(xv, v128.load(r0 + o)));
+      a1 = f32x4.add(a1, f32x4.mul(xv, v128.load(r1 + o)));
+      a2 = f32x4.add(a2, f32x4.mul(xv, v128.load(r2 + o)));
+      a3 = f32x4.add(a3, f32x4.mul(xv, v128.load(r3 + o)));
+    }
+    // lane r of the result = horizontal sum of a_r
+    const t0 = f32x4.add(f32x4.shuffle(a0, a1, 0, 4, 1, 5), f32x4.shuffle(a0, a1, 2, 6, 3, 7));
+    const t1 = f32x4.add(f32x4.shuffle(a2, a3, 0, 4, 1, 5), f32x4.shuffle(a2, a3, 2, 6, 3, 7));
+    let r = f32x4.add(f32x4.shuffle(t0, t1, 0, 1, 4, 5), f32x4.shuffle(t0, t1, 2, 3, 6, 7));
+    const yn = y + (<usize>n << 2);
+    if (loadC) r = f32x4.add(r, v128.load(yn));
+    if (hasBias) r = f32x4.add(r, v128.load(bias + (<usize>n << 2)));
+    v128.store(yn, r);
+    for (let k = K4; k < K; k++) {
+      const o = <usize>k << 2;
+      const xk = load<f32>(x + o);
+      store<f32>(yn, load<f32>(yn) + xk * load<f32>(r0 + o));
+      store<f32>(yn, load<f32>(yn, 4) + xk * load<f32>(r1 + o), 4);
+      store<f32>(yn, load<f32>(yn, 8) + xk * load<f32>(r2 + o), 8);
+      store<f32>(yn, load<f32>(yn, 12) + xk * load<f32>(r3 + o), 12);
+    }
+  }
+  for (; n < N; n++) {
+    const rn = b + <usize>n * ldbB;
+    const yn = y + (<usize>n << 2);
+    let acc: f32 = loadC ? load<f32>(yn) : 0;
+    if (hasBias) acc += load<f32>(bias + (<usize>n << 2));
+    for (let k = 0; k < K; k++) acc += load<f32>(x + (<usize>k << 2)) * load<f32>(rn + (<usize>k << 2));
+    store<f32>(yn, acc);
   }
 }
 
