@@ -25,6 +25,7 @@
 // Transposes cost nothing in the hot loop: they are absorbed by the packing routines, which
 // always produce the same panel layout. Ragged edges: panels are zero-padded, and a partial
 // C tile goes through a 4×8 staging tile in scratch, so M, N, K may be anything ≥ 1.
+// M < 4 (one token at inference) skips packing: each row is a streamed vector × matrix.
 
 // ---------------------------------------------------------------------------------------
 // flags for matmul / matmul_ld (mirrored in ../wasmKernels.ts)
@@ -48,6 +49,7 @@ const MC: i32 = 128;
 //   [0, 128)                      staging tile for partial C tiles, 4×8 floats
 //   [128, 128 + MC·KC·4)          packed A block: ceil(mc/4) panels of kc×4 floats
 //   [128 + MC·KC·4, size)         packed B block: ceil(nc/8) panels of kc×8 floats
+// (the M < 4 path reuses the packed-A region for one contiguous row of op(A), K ≤ MC·KC)
 const TILE_BYTES: usize = <usize>(MR * NR * 4);
 const PACK_A_BYTES: usize = <usize>(MC * KC * 4);
 const MIN_PACK_B_BYTES: usize = <usize>(KC * NR * 4);
@@ -292,12 +294,11 @@ function packA(a: usize, lda: i32, transA: bool, i0: i32, k0: i32, mc: i32, kc: 
 }
 
 // transA: the stored A is [K, M], so row k of it holds A(i0 .. i0+mc, k) contiguously.
-// Copy in chunks of PACK_KB rows of k: for each panel, PACK_KB 16-byte reads (the chunk's
-// rows stay in L1 across panels) and one contiguous 16·PACK_KB-byte write. Walking all of
-// kc inside one panel instead strides by lda per load (one TLB entry per load at lda =
-// 10000: -20% on the dwte shape); walking k outermost scatters stores 4 KB apart, all into
-// one L1 set (-10% on the dW shapes).
-const PACK_KB: i32 = 8;
+// Copy in chunks of PACK_KB rows of k: per panel, PACK_KB 16-byte reads (the chunk's rows
+// stay in L1 across panels) and one contiguous 16·PACK_KB-byte write. Measured on the dW
+// shapes: walking k outermost (scattering every store 4 KB apart, i.e. into one L1 set) is
+// ~10% slower overall; chunks of 4..256 rows are within noise of each other.
+const PACK_KB: i32 = 16;
 
 function packAT(a: usize, ldaB: usize, i0: i32, k0: i32, mc: i32, kc: i32, dst: usize): void {
   const full = mc & ~(MR - 1); // rows in complete panels
