@@ -6,9 +6,12 @@ import { chmodSync } from 'node:fs';
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
 
-/** Node bundles: the CLI now; the language server, worker and extension join as they land. */
+/** Node bundles: the CLI, the training worker thread, and piscina's worker runtime. */
 const nodeBundles = [
   { entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } },
+  { entryPoints: ['src/worker/trainWorker.ts'], outfile: 'dist/trainWorker.js' },
+  // piscina starts its threads from `${__dirname}/worker.js`; bundled, __dirname is dist/.
+  { entryPoints: ['node_modules/piscina/dist/worker.js'], outfile: 'dist/worker.js' },
 ];
 
 const common = {
@@ -19,6 +22,8 @@ const common = {
   sourcemap: !production,
   minify: production,
   logLevel: 'warning',
+  // piscina's optional native helper for thread priorities; it tolerates its absence.
+  external: ['@napi-rs/nice'],
 };
 
 // ---- WASM kernels: src/ml/kernels/assembly (AssemblyScript) → dist/kernels.wasm --------

@@ -18,7 +18,7 @@ export const USAGE = `workspace-lm — train a small GPT on a code folder and co
 
 Usage:
   workspace-lm train <folder> [--out DIR] [--preset tiny|small|seed] [--epochs N] [--max-steps N]
-                     [--minutes M] [--threads N] [--checkpoint-every N] [--seed N] [--resume] [--json]
+                     [--minutes M] [--threads N] [--fanout N] [--checkpoint-every N] [--seed N] [--resume] [--json]
   workspace-lm complete --checkpoint DIR [--max-tokens N] [--temperature T] [--top-p P] [--seed N]
                      (reads the prompt on stdin, prints the continuation)
   workspace-lm info --checkpoint DIR [--json]
@@ -26,6 +26,8 @@ Usage:
 Options:
   --out DIR      where the run lives (default: <folder>/.workspace-lm)
   --preset       ${Object.entries(PRESETS).map(([k, v]) => `${k} (${v.description})`).join('; ')}
+  --threads N    worker threads (default: all cores but one, at least 1)
+  --fanout N     leaders around the root of the gradient reduction tree (default 12)
   --resume       continue the run in --out from its newest checkpoint
   --json         one JSON object per line instead of a progress bar
   --verbose      show stack traces on errors
@@ -57,14 +59,14 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     out: { type: 'string' }, preset: { type: 'string' }, epochs: { type: 'string' }, 'max-steps': { type: 'string' },
     minutes: { type: 'string' }, threads: { type: 'string' }, 'checkpoint-every': { type: 'string' }, seed: { type: 'string' },
-    resume: { type: 'boolean' }, json: { type: 'boolean' },
+    fanout: { type: 'string' }, resume: { type: 'boolean' }, json: { type: 'boolean' },
   });
   if (positionals.length !== 1) throw new UsageError('train needs exactly one folder: workspace-lm train <folder>');
   const folder = path.resolve(positionals[0]!);
   const preset = values.preset ?? 'seed';
   if (!isPresetName(preset)) throw new UsageError(`unknown preset "${preset}": use one of ${Object.keys(PRESETS).join(', ')}`);
-  // Parsed now so a bad value fails before any work; the worker pool that uses it is the next step.
-  intFlag(values.threads, 'threads', 1);
+  const threads = intFlag(values.threads, 'threads', 1);
+  const fanout = intFlag(values.fanout, 'fanout', 1);
   const train: Partial<TrainConfig> = {
     epochs: numFlag(values.epochs, 'epochs', 0.001),
     maxSteps: intFlag(values['max-steps'], 'max-steps', 1),
@@ -91,7 +93,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    await runTraining({ folder, outDir, preset, train, resume: values.resume === true, signal: controller.signal }, emit);
+    await runTraining({ folder, outDir, preset, train, threads, fanout, resume: values.resume === true, signal: controller.signal }, emit);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

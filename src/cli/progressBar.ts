@@ -82,7 +82,7 @@ export class ProgressRenderer {
         this.say(`dataset   ${e.train_tokens.toLocaleString('en-US')} train / ${e.val_tokens.toLocaleString('en-US')} val tokens${e.bytes_per_token > 0 ? ` (${e.bytes_per_token.toFixed(2)} bytes/token)` : ''}`);
         break;
       case 'model':
-        this.say(`model     ${(e.params / 1e6).toFixed(2)}M params: ${e.n_layer} layers, ${e.n_head} heads, d ${e.n_embd}, context ${e.context}, batch ${e.batch}; ${e.total_steps} steps${e.resumed_from_step > 0 ? `, resuming at step ${e.resumed_from_step}` : ''}`);
+        this.say(`model     ${(e.params / 1e6).toFixed(2)}M params: ${e.n_layer} layers, ${e.n_head} heads, d ${e.n_embd}, context ${e.context}, batch ${e.batch}; ${e.total_steps} steps${e.resumed_from_step > 0 ? `, resuming at step ${e.resumed_from_step}` : ''} (${e.engine})`);
         break;
       case 'step': {
         const frac = e.step / e.total_steps;

@@ -19,48 +19,72 @@ export class AdamW {
   /** Number of steps taken (the bias correction's t). */
   step = 0;
 
-  constructor(numParams: number) {
-    this.m = new Float32Array(numParams);
-    this.v = new Float32Array(numParams);
+  /** `moments` lets the moments live in shared memory (worker threads update slices of them). */
+  constructor(numParams: number, moments?: { m: Float32Array; v: Float32Array }) {
+    if (moments !== undefined && (moments.m.length !== numParams || moments.v.length !== numParams)) {
+      throw new Error(`AdamW: moments must have ${numParams} values`);
+    }
+    this.m = moments?.m ?? new Float32Array(numParams);
+    this.v = moments?.v ?? new Float32Array(numParams);
   }
 
-  /**
-   * One update of params[P] from grads[P]. Weight decay only on tensors with layout.decay.
-   * p *= 1 - lr*wd;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g²;
-   * p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
-   */
+  /** One update of all params[P] from grads[P] (already clipped). */
   update(params: Floats, grads: Floats, layout: ParamTensor[], h: AdamWHyper): void {
     this.step++;
-    const t = this.step;
-    const bc1 = 1 - Math.pow(h.beta1, t);
-    const bc2Sqrt = Math.sqrt(1 - Math.pow(h.beta2, t));
-    const stepSize = h.lr / bc1;
-    const { m, v } = this;
-    const b1 = h.beta1;
-    const b2 = h.beta2;
-    for (const tensor of layout) {
-      const decay = tensor.decay ? 1 - h.lr * h.weightDecay : 1;
-      const end = tensor.offset + tensor.size;
-      for (let i = tensor.offset; i < end; i++) {
-        const g = grads[i]!;
-        const mi = b1 * m[i]! + (1 - b1) * g;
-        const vi = b2 * v[i]! + (1 - b2) * g * g;
-        m[i] = mi;
-        v[i] = vi;
-        params[i] = params[i]! * decay - stepSize * mi / (Math.sqrt(vi) / bc2Sqrt + h.eps);
-      }
+    adamwUpdateRange(params, grads, this.m, this.v, layout, h, this.step, 0, params.length, 1);
+  }
+}
+
+/**
+ * AdamW on the parameter index range [lo, hi) at step t, with grads multiplied by gradScale (the
+ * clipping coefficient, so workers need not rewrite the gradient). Weight decay only on tensors
+ * with layout.decay.
+ * p *= 1 - lr*wd;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g²;
+ * p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+ */
+export function adamwUpdateRange(
+  params: Floats, grads: Floats, m: Float32Array, v: Float32Array, layout: ParamTensor[], h: AdamWHyper,
+  t: number, lo: number, hi: number, gradScale: number,
+): void {
+  const bc1 = 1 - Math.pow(h.beta1, t);
+  const bc2Sqrt = Math.sqrt(1 - Math.pow(h.beta2, t));
+  const stepSize = h.lr / bc1;
+  const b1 = h.beta1;
+  const b2 = h.beta2;
+  for (const tensor of layout) {
+    const start = Math.max(lo, tensor.offset);
+    const end = Math.min(hi, tensor.offset + tensor.size);
+    if (start >= end) continue;
+    const decay = tensor.decay ? 1 - h.lr * h.weightDecay : 1;
+    for (let i = start; i < end; i++) {
+      const g = grads[i]! * gradScale;
+      const mi = b1 * m[i]! + (1 - b1) * g;
+      const vi = b2 * v[i]! + (1 - b2) * g * g;
+      m[i] = mi;
+      v[i] = vi;
+      params[i] = params[i]! * decay - stepSize * mi / (Math.sqrt(vi) / bc2Sqrt + h.eps);
     }
   }
 }
 
-/** L2 norm of the whole gradient (float64 accumulation). */
-export function gradNorm(grads: Floats): number {
+/** Σ x² over [lo, hi) (float64 accumulation). */
+export function sumSquares(x: Floats, lo = 0, hi = x.length): number {
   let s = 0;
-  for (let i = 0; i < grads.length; i++) {
-    const g = grads[i]!;
+  for (let i = lo; i < hi; i++) {
+    const g = x[i]!;
     s += g * g;
   }
-  return Math.sqrt(s);
+  return s;
+}
+
+/** L2 norm of the whole gradient. */
+export function gradNorm(grads: Floats): number {
+  return Math.sqrt(sumSquares(grads));
+}
+
+/** torch's clip_grad_norm_ coefficient for a gradient of this norm (1 when no clipping is needed). */
+export function clipCoefficient(norm: number, maxNorm: number): number {
+  return Math.min(1, maxNorm / (norm + 1e-6));
 }
 
 /**
@@ -69,7 +93,7 @@ export function gradNorm(grads: Floats): number {
  */
 export function clipGradNorm(grads: Floats, maxNorm: number): number {
   const norm = gradNorm(grads);
-  const coef = maxNorm / (norm + 1e-6);
+  const coef = clipCoefficient(norm, maxNorm);
   if (coef < 1) for (let i = 0; i < grads.length; i++) grads[i] = grads[i]! * coef;
   return norm;
 }

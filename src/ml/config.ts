@@ -93,6 +93,12 @@ export const DEFAULT_DATA: DataConfig = {
   maxFileBytes: 1_000_000,
 };
 
+/**
+ * Leaders around the root of the gradient reduction tree: the seed's "kissing spheres" layout
+ * (12 spheres touch one sphere) — with 64 threads, 1 root → 12 leaders → 51 workers.
+ */
+export const DEFAULT_FANOUT = 12;
+
 export const PRESETS = {
   // For tests and smoke runs: trains in seconds, still learns visible structure.
   tiny: {

@@ -6,14 +6,27 @@
 // a (B, T) batch are views into one more array, allocated once for the largest batch seen.
 
 import { ModelConfig, validateModelConfig } from './config';
-import {
-  Floats, attentionBackward, attentionForward, crossEntropyForwardBackward, encoderBackward, encoderForward,
-  geluBackward, geluForward, headBackward, headForward, layernormBackward, layernormForward, matmulBackward,
-  matmulForward, residualBackward, residualForward,
-} from './layers';
+import type { Floats } from './layers';
+import { Ops, tsOps } from './ops';
+import { FloatAlloc, heapAlloc } from './arena';
 import { Rng } from './rng';
 
 export type DType = 'float32' | 'float64';
+
+export interface GptOptions {
+  /** Heap arrays of this type when no allocator is given (float64 is for gradient checks). */
+  dtype?: DType;
+  /** Where params, grads and activations live (e.g. a WasmArena's alloc for the SIMD kernels). */
+  alloc?: FloatAlloc;
+  ops?: Ops;
+  /**
+   * Share another model's parameters (same config) instead of allocating them: worker threads
+   * each own gradients and activations but read one copy of the weights.
+   */
+  params?: Floats;
+  /** Use this gradient array instead of allocating one (e.g. a region of shared memory). */
+  grads?: Floats;
+}
 
 /** One named tensor inside the flat parameter array. Names are Hugging Face GPT-2's. */
 export interface ParamTensor {
@@ -112,11 +125,25 @@ interface GradActs {
   dres: Floats; dln: Floats; datty: Floats; // [N,C]
   dqkv: Floats; // [N,3C]
   dfch: Floats; dfchGelu: Floats; // [N,4C]
-  dattRow: Floats; // [T]
+  dattScratch: Floats; // [T,T]
 }
 
-function allocator(ctor: Float32ArrayConstructor | Float64ArrayConstructor, total: number) {
-  const flat = new ctor(total);
+/** Floats of the activations saved by forward for a (B, T) batch (one allocation). */
+export function activationFloats(cfg: ModelConfig, B: number, T: number): number {
+  const { dModel: C, nLayer: L, nHead: NH, vocabSize: V } = cfg;
+  const N = B * T;
+  const perLayer = N * C + 2 * N + N * 3 * C + N * C + B * NH * T * T + N * C + N * C + 2 * N + 2 * N * 4 * C + N * C;
+  return N * C + L * perLayer + N * C + 2 * N + N * V + N + N * C;
+}
+
+/** Floats of the activation-gradient buffers backward needs for a (B, T) batch. */
+export function gradActivationFloats(cfg: ModelConfig, B: number, T: number): number {
+  const N = B * T;
+  return 14 * N * cfg.dModel + T * T;
+}
+
+function allocator(alloc: FloatAlloc, total: number) {
+  const flat = alloc(total);
   let used = 0;
   return (n: number): Floats => {
     const v = flat.subarray(used, used + n);
@@ -140,16 +167,22 @@ export class Gpt {
   private gacts: GradActs | null = null;
   private lastIds: ArrayLike<number> | null = null;
   private lastHadTargets = false;
+  readonly ops: Ops;
+  private readonly alloc: FloatAlloc;
 
-  constructor(cfg: ModelConfig, dtype: DType = 'float32') {
+  constructor(cfg: ModelConfig, options: DType | GptOptions = {}) {
+    const opts: GptOptions = typeof options === 'string' ? { dtype: options } : options;
     this.cfg = { ...cfg };
-    this.dtype = dtype;
+    this.dtype = opts.dtype ?? 'float32';
+    this.alloc = opts.alloc ?? heapAlloc(this.dtype);
+    this.ops = opts.ops ?? tsOps;
     this.layout = parameterLayout(cfg);
     const last = this.layout[this.layout.length - 1]!;
     this.numParams = last.offset + last.size;
-    const ctor = dtype === 'float32' ? Float32Array : Float64Array;
-    this.params = new ctor(this.numParams);
-    this.grads = new ctor(this.numParams);
+    if (opts.params !== undefined && opts.params.length !== this.numParams) throw new Error(`shared params have ${opts.params.length} values, the model needs ${this.numParams}`);
+    this.params = opts.params ?? this.alloc(this.numParams);
+    if (opts.grads !== undefined && opts.grads.length !== this.numParams) throw new Error(`grads have ${opts.grads.length} values, the model needs ${this.numParams}`);
+    this.grads = opts.grads ?? this.alloc(this.numParams);
     this.p = viewTensors(this.params, this.layout, cfg.nLayer);
     this.g = viewTensors(this.grads, this.layout, cfg.nLayer);
   }
@@ -193,9 +226,7 @@ export class Gpt {
     if (a !== null && a.B === B && a.T === T) return a;
     const { dModel: C, nLayer: L, nHead: NH, vocabSize: V } = this.cfg;
     const N = B * T;
-    const perLayer = N * C + 2 * N + N * 3 * C + N * C + B * NH * T * T + N * C + N * C + 2 * N + 2 * N * 4 * C + N * C;
-    const total = N * C + L * perLayer + N * C + 2 * N + N * V + N + N * C;
-    const alloc = allocator(this.dtype === 'float32' ? Float32Array : Float64Array, total);
+    const alloc = allocator(this.alloc, activationFloats(this.cfg, B, T));
     const layers: LayerActs[] = [];
     const encoded = alloc(N * C);
     for (let l = 0; l < L; l++) {
@@ -217,8 +248,8 @@ export class Gpt {
     if (this.gacts !== null) return this.gacts;
     const C = this.cfg.dModel;
     const N = B * T;
-    const alloc = allocator(this.dtype === 'float32' ? Float32Array : Float64Array, 3 * N * C + 3 * N * C + 8 * N * C + T);
-    this.gacts = { dres: alloc(N * C), dln: alloc(N * C), datty: alloc(N * C), dqkv: alloc(N * 3 * C), dfch: alloc(N * 4 * C), dfchGelu: alloc(N * 4 * C), dattRow: alloc(T) };
+    const alloc = allocator(this.alloc, gradActivationFloats(this.cfg, B, T));
+    this.gacts = { dres: alloc(N * C), dln: alloc(N * C), datty: alloc(N * C), dqkv: alloc(N * 3 * C), dfch: alloc(N * 4 * C), dfchGelu: alloc(N * 4 * C), dattScratch: alloc(T * T) };
     return this.gacts;
   }
 
@@ -227,7 +258,7 @@ export class Gpt {
    * cross-entropy and leaves d(loss)/d(logits) in place for backward(); without, it returns NaN
    * and leaves the logits readable through logitsView().
    */
-  forward(ids: ArrayLike<number>, targets: ArrayLike<number> | null, B: number, T: number): number {
+  forward(ids: ArrayLike<number>, targets: ArrayLike<number> | null, B: number, T: number, lossDenominator?: number): number {
     const { dModel: C, nHead: NH, vocabSize: V, contextLength } = this.cfg;
     if (T > contextLength) throw new Error(`sequence length ${T} exceeds the model's context ${contextLength}`);
     if (ids.length < B * T) throw new Error(`forward: expected ${B * T} ids, got ${ids.length}`);
@@ -238,44 +269,51 @@ export class Gpt {
     const a = this.ensureActs(B, T);
     const N = B * T;
     const p = this.p;
-    encoderForward(a.encoded, ids, p.wte, p.wpe, B, T, C);
+    const ops = this.ops;
+    ops.encoderForward(a.encoded, ids, p.wte, p.wpe, B, T, C);
     let res = a.encoded;
     for (let l = 0; l < this.cfg.nLayer; l++) {
       const w = p.layers[l]!;
       const x = a.layers[l]!;
-      layernormForward(x.ln1, x.ln1Mean, x.ln1Rstd, res, w.ln1w, w.ln1b, N, C);
-      matmulForward(x.qkv, x.ln1, w.qkvw, w.qkvb, N, C, 3 * C);
-      attentionForward(x.atty, x.att, x.qkv, B, T, C, NH);
-      matmulForward(a.scratch, x.atty, w.projw, w.projb, N, C, C);
-      residualForward(x.residual2, res, a.scratch, N * C);
-      layernormForward(x.ln2, x.ln2Mean, x.ln2Rstd, x.residual2, w.ln2w, w.ln2b, N, C);
-      matmulForward(x.fch, x.ln2, w.fcw, w.fcb, N, C, 4 * C);
-      geluForward(x.fchGelu, x.fch, N * 4 * C);
-      matmulForward(a.scratch, x.fchGelu, w.fcprojw, w.fcprojb, N, 4 * C, C);
-      residualForward(x.residual3, x.residual2, a.scratch, N * C);
+      ops.layernormForward(x.ln1, x.ln1Mean, x.ln1Rstd, res, w.ln1w, w.ln1b, N, C);
+      ops.matmulForward(x.qkv, x.ln1, w.qkvw, w.qkvb, N, C, 3 * C);
+      ops.attentionForward(x.atty, x.att, x.qkv, B, T, C, NH);
+      ops.matmulForward(a.scratch, x.atty, w.projw, w.projb, N, C, C);
+      ops.residualForward(x.residual2, res, a.scratch, N * C);
+      ops.layernormForward(x.ln2, x.ln2Mean, x.ln2Rstd, x.residual2, w.ln2w, w.ln2b, N, C);
+      ops.matmulForward(x.fch, x.ln2, w.fcw, w.fcb, N, C, 4 * C);
+      ops.geluForward(x.fchGelu, x.fch, N * 4 * C);
+      ops.matmulForward(a.scratch, x.fchGelu, w.fcprojw, w.fcprojb, N, 4 * C, C);
+      ops.residualForward(x.residual3, x.residual2, a.scratch, N * C);
       res = x.residual3;
     }
-    layernormForward(a.lnf, a.lnfMean, a.lnfRstd, res, p.lnfw, p.lnfb, N, C);
-    headForward(a.logits, a.lnf, p.wte, N, C, V);
+    ops.layernormForward(a.lnf, a.lnfMean, a.lnfRstd, res, p.lnfw, p.lnfb, N, C);
+    ops.headForward(a.logits, a.lnf, p.wte, N, C, V);
     this.lastIds = ids;
     this.lastHadTargets = targets !== null;
     if (targets === null) return NaN;
     let counted = 0;
     for (let i = 0; i < N; i++) if (targets[i]! >= 0) counted++;
-    if (counted === 0) throw new Error('forward: no targets to compute a loss on');
-    const sum = crossEntropyForwardBackward(a.logits, a.losses, targets, N, V, 1 / counted);
-    return sum / counted;
+    // A micro-batch of a larger batch divides by the whole batch's target count, so the
+    // micro-batch gradients (and losses) simply add up to the full batch's.
+    const denom = lossDenominator ?? counted;
+    if (!(denom > 0)) throw new Error('forward: no targets to compute a loss on');
+    const sum = ops.crossEntropyForwardBackward(a.logits, a.losses, targets, N, V, 1 / denom);
+    return sum / denom;
   }
 
-  /** Cross-entropy only (no gradient written): for evaluation. */
-  evaluate(ids: ArrayLike<number>, targets: ArrayLike<number>, B: number, T: number): number {
+  /**
+   * Cross-entropy only (no gradient written): for evaluation. Mean over the targets, or
+   * Σ loss / lossDenominator for a micro-batch of a larger evaluation batch.
+   */
+  evaluate(ids: ArrayLike<number>, targets: ArrayLike<number>, B: number, T: number, lossDenominator?: number): number {
     this.forward(ids, null, B, T);
     const a = this.acts!;
     const N = B * T;
     let counted = 0;
     for (let i = 0; i < N; i++) if (targets[i]! >= 0) counted++;
-    const sum = crossEntropyForwardBackward(a.logits, a.losses, targets, N, this.cfg.vocabSize, null);
-    return sum / Math.max(1, counted);
+    const sum = this.ops.crossEntropyForwardBackward(a.logits, a.losses, targets, N, this.cfg.vocabSize, null);
+    return sum / Math.max(1, lossDenominator ?? counted);
   }
 
   /** Logits [B*T, V] of the last forward without targets. */
@@ -300,15 +338,16 @@ export class Gpt {
     const N = B * T;
     const g = this.ensureGradActs(B, T);
     const p = this.p;
+    const ops = this.ops;
     const gp = this.g;
     const L = this.cfg.nLayer;
     const lastRes = L > 0 ? a.layers[L - 1]!.residual3 : a.encoded;
 
     // head and final LayerNorm: a.logits holds dlogits (written by the fused cross-entropy).
     g.dln.fill(0);
-    headBackward(g.dln, gp.wte, a.logits, a.lnf, p.wte, N, C, V);
+    ops.headBackward(g.dln, gp.wte, a.logits, a.lnf, p.wte, N, C, V);
     g.dres.fill(0);
-    layernormBackward(g.dres, gp.lnfw, gp.lnfb, g.dln, lastRes, p.lnfw, a.lnfMean, a.lnfRstd, N, C);
+    ops.layernormBackward(g.dres, gp.lnfw, gp.lnfb, g.dln, lastRes, p.lnfw, a.lnfMean, a.lnfRstd, N, C);
 
     // g.dres holds d(loss)/d(residual3 of layer l) on entry and d/d(its input) on exit.
     for (let l = L - 1; l >= 0; l--) {
@@ -318,24 +357,21 @@ export class Gpt {
       const res = l === 0 ? a.encoded : a.layers[l - 1]!.residual3;
       // MLP branch: residual3 = residual2 + fcproj(gelu(fc(ln2(residual2))))
       g.dfchGelu.fill(0);
-      matmulBackward(g.dfchGelu, dw.fcprojw, dw.fcprojb, g.dres, x.fchGelu, w.fcprojw, N, 4 * C, C);
+      ops.matmulBackward(g.dfchGelu, dw.fcprojw, dw.fcprojb, g.dres, x.fchGelu, w.fcprojw, N, 4 * C, C);
       g.dfch.fill(0);
-      geluBackward(g.dfch, x.fch, g.dfchGelu, N * 4 * C);
+      ops.geluBackward(g.dfch, x.fch, g.dfchGelu, N * 4 * C);
       g.dln.fill(0);
-      matmulBackward(g.dln, dw.fcw, dw.fcb, g.dfch, x.ln2, w.fcw, N, C, 4 * C);
-      layernormBackward(g.dres, dw.ln2w, dw.ln2b, g.dln, x.residual2, w.ln2w, x.ln2Mean, x.ln2Rstd, N, C);
+      ops.matmulBackward(g.dln, dw.fcw, dw.fcb, g.dfch, x.ln2, w.fcw, N, C, 4 * C);
+      ops.layernormBackward(g.dres, dw.ln2w, dw.ln2b, g.dln, x.residual2, w.ln2w, x.ln2Mean, x.ln2Rstd, N, C);
       // Attention branch: residual2 = res + proj(attn(qkv(ln1(res))))
       g.datty.fill(0);
-      matmulBackward(g.datty, dw.projw, dw.projb, g.dres, x.atty, w.projw, N, C, C);
+      ops.matmulBackward(g.datty, dw.projw, dw.projb, g.dres, x.atty, w.projw, N, C, C);
       g.dqkv.fill(0);
-      attentionBackward(g.dqkv, g.dattRow, g.datty, x.qkv, x.att, B, T, C, NH);
+      ops.attentionBackward(g.dqkv, g.dattScratch, g.datty, x.qkv, x.att, B, T, C, NH);
       g.dln.fill(0);
-      matmulBackward(g.dln, dw.qkvw, dw.qkvb, g.dqkv, x.ln1, w.qkvw, N, C, 3 * C);
-      layernormBackward(g.dres, dw.ln1w, dw.ln1b, g.dln, res, w.ln1w, x.ln1Mean, x.ln1Rstd, N, C);
+      ops.matmulBackward(g.dln, dw.qkvw, dw.qkvb, g.dqkv, x.ln1, w.qkvw, N, C, 3 * C);
+      ops.layernormBackward(g.dres, dw.ln1w, dw.ln1b, g.dln, res, w.ln1w, x.ln1Mean, x.ln1Rstd, N, C);
     }
-    encoderBackward(gp.wte, gp.wpe, g.dres, ids, B, T, C);
-    // residualBackward is the identity on g.dres (both branches read the same gradient), kept
-    // exported for the kernel tests and for a future split-buffer implementation.
-    void residualBackward;
+    ops.encoderBackward(gp.wte, gp.wpe, g.dres, ids, B, T, C);
   }
 }

@@ -5,15 +5,17 @@
 
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_DATA, DEFAULT_TRAIN, ModelConfig, PRESETS, PresetName, TrainConfig } from '../ml/config';
+import { DEFAULT_DATA, DEFAULT_FANOUT, DEFAULT_TRAIN, ModelConfig, PRESETS, PresetName, TrainConfig } from '../ml/config';
 import { BpeTokenizer } from '../ml/bpe';
 import { BatchLoader, encodeDocuments, splitByFile, validationBatches } from '../ml/dataset';
 import { Gpt } from '../ml/gpt';
-import { AdamW, clipGradNorm, learningRate, LrSchedule } from '../ml/adamw';
+import { AdamW, learningRate, LrSchedule } from '../ml/adamw';
 import { Rng } from '../ml/rng';
 import type { TrainEventSink } from '../shared/trainEvents';
 import { indexFolder } from './corpus';
+import { createEngine, TrainEngine } from './trainEngine';
 import { EvalPoint, HistoryPoint, listCheckpoints, loadCheckpoint, saveCheckpoint, TrainerState } from './checkpoint';
 
 export interface TrainOptions {
@@ -23,7 +25,16 @@ export interface TrainOptions {
   /** Overrides of the preset's training config (CLI flags). */
   train?: Partial<TrainConfig>;
   resume: boolean;
+  /** Worker threads (default: all cores but one, at least 1). */
+  threads?: number;
+  /** Leaders around the root of the gradient reduction tree. */
+  fanout?: number;
   signal?: AbortSignal;
+}
+
+/** Leave one core to the user (the editor, the shell); at least one thread. */
+export function defaultThreads(): number {
+  return Math.max(1, os.availableParallelism() - 1);
 }
 
 /** History kept in trainer_state.json: downsampled so it stays small on long runs. */
@@ -166,8 +177,8 @@ export async function runTraining(opts: TrainOptions, rawEmit: TrainEventSink): 
 
   let train = resolveTrainConfig(opts.preset, opts.train);
   let modelCfg: ModelConfig = { ...PRESETS[opts.preset].model };
-  let model: Gpt;
-  let optimizer: AdamW;
+  // Where the weights come from: a checkpoint (with its optimizer moments) or a fresh init.
+  let resumeFrom: { model: Gpt; optimizer: AdamW } | null = null;
   let state: TrainerState | null = null;
   let data: Prepared;
 
@@ -177,9 +188,8 @@ export async function runTraining(opts: TrainOptions, rawEmit: TrainEventSink): 
     for (const r of ck.rejected) emit({ event: 'warning', message: `skipped damaged checkpoint: ${r.reason}` });
     if (ck.state === null || ck.optimizer === null) throw new Error(`${ck.dir} has no trainer state: it cannot be resumed`);
     state = ck.state;
-    model = ck.model;
-    optimizer = ck.optimizer;
-    modelCfg = model.cfg;
+    resumeFrom = { model: ck.model, optimizer: ck.optimizer };
+    modelCfg = ck.model.cfg;
     // The run keeps its own config; only limits given now (steps, minutes, …) change.
     train = { ...state.train };
     for (const [k, v] of Object.entries(opts.train ?? {})) if (v !== undefined) (train as unknown as Record<string, unknown>)[k] = v;
@@ -200,9 +210,6 @@ export async function runTraining(opts: TrainOptions, rawEmit: TrainEventSink): 
     data = await prepareDataset(opts, modelCfg.vocabSize, emit, null);
     // A tiny corpus may support fewer merges than asked: the model follows the tokenizer.
     modelCfg = { ...modelCfg, vocabSize: data.tokenizer.vocabSize };
-    model = new Gpt(modelCfg);
-    model.initWeights(new Rng(train.seed));
-    optimizer = new AdamW(model.numParams);
   }
 
   emit({ event: 'phase', phase: 'training' });
@@ -217,9 +224,50 @@ export async function runTraining(opts: TrainOptions, rawEmit: TrainEventSink): 
   const warmupSteps = Math.max(1, Math.min(train.warmupMaxSteps, Math.round(train.warmupFraction * totalSteps)));
   const schedule: LrSchedule = { maxLr: train.learningRate, minLr: train.learningRate * train.minLrRatio, warmupSteps, totalSteps };
   const budgetSec = train.maxMinutes > 0 ? train.maxMinutes * 60 : 0;
+  const { engine, fallbackReason } = createEngine({ cfg: modelCfg, B, T, threads: opts.threads ?? defaultThreads(), fanout: opts.fanout ?? DEFAULT_FANOUT });
+  if (fallbackReason !== null) emit({ event: 'warning', message: fallbackReason });
+  const { model, optimizer } = engine;
+  if (resumeFrom !== null) {
+    model.params.set(resumeFrom.model.params);
+    optimizer.m.set(resumeFrom.optimizer.m);
+    optimizer.v.set(resumeFrom.optimizer.v);
+    optimizer.step = resumeFrom.optimizer.step;
+    resumeFrom = null; // let the checkpoint's copy be collected
+  } else {
+    model.initWeights(new Rng(train.seed));
+  }
+  try {
+    await trainLoop({ opts, emit, engine, train, modelCfg, state, data, loader, valSet, B, T, totalSteps, schedule, budgetSec, outDir });
+  } finally {
+    await engine.close();
+  }
+}
+
+interface LoopContext {
+  opts: TrainOptions;
+  emit: TrainEventSink;
+  engine: TrainEngine;
+  train: TrainConfig;
+  modelCfg: ModelConfig;
+  state: TrainerState | null;
+  data: Prepared;
+  loader: BatchLoader;
+  valSet: { ids: Int32Array; targets: Int32Array }[];
+  B: number;
+  T: number;
+  totalSteps: number;
+  schedule: LrSchedule;
+  budgetSec: number;
+  outDir: string;
+}
+
+/** Steps until done, stopped or out of time; evaluates, checkpoints and reports along the way. */
+async function trainLoop(c: LoopContext): Promise<void> {
+  const { opts, emit, engine, train, modelCfg, state, data, loader, valSet, B, T, totalSteps, schedule, budgetSec, outDir } = c;
+  const { model, optimizer } = engine;
   const startStep = state?.step ?? 0;
   emit({
-    event: 'model', params: model.numParams, n_layer: modelCfg.nLayer, n_head: modelCfg.nHead, n_embd: modelCfg.dModel,
+    event: 'model', engine: engine.description, params: model.numParams, n_layer: modelCfg.nLayer, n_head: modelCfg.nHead, n_embd: modelCfg.dModel,
     context: T, vocab_size: modelCfg.vocabSize, batch: B, total_steps: totalSteps, resumed_from_step: startStep,
   });
 
@@ -237,12 +285,16 @@ export async function runTraining(opts: TrainOptions, rawEmit: TrainEventSink): 
   const targets = new Int32Array(B * T);
   // Throughput over the recent steps (a window, so the figure follows changes in machine load).
   const recent: { t: number; tokens: number }[] = [];
+  const hyper = { lr: 0, beta1: train.beta1, beta2: train.beta2, eps: train.eps, weightDecay: train.weightDecay };
 
-  const evaluate = (): number | null => {
-    if (valSet.length === 0) return null;
+  const evaluate = async (): Promise<void> => {
+    if (valSet.length === 0) return;
     let sum = 0;
-    for (const b of valSet) sum += model.evaluate(b.ids, b.targets, B, T);
-    return sum / valSet.length;
+    for (const b of valSet) sum += await engine.evaluate(b.ids, b.targets);
+    const v = sum / valSet.length;
+    lastValLoss = v;
+    evals.push({ step, valLoss: v });
+    emit({ event: 'eval', step, val_loss: v });
   };
 
   const checkpoint = async (): Promise<void> => {
@@ -262,17 +314,14 @@ export async function runTraining(opts: TrainOptions, rawEmit: TrainEventSink): 
     if (opts.signal?.aborted) { stopped = true; break; }
     if (budgetSec > 0 && elapsed() >= budgetSec) break;
     const progress = Math.max(step / totalSteps, budgetSec > 0 ? elapsed() / budgetSec : 0);
-    const lr = learningRate(schedule, step, progress);
+    hyper.lr = learningRate(schedule, step, progress);
     loader.next(ids, targets);
-    model.zeroGrad();
-    const loss = model.forward(ids, targets, B, T);
-    if (!Number.isFinite(loss)) {
-      await checkpoint().catch(() => undefined);
-      throw new Error(`loss became ${loss} at step ${step + 1}: training diverged (try a lower learning rate); the last good checkpoint is kept`);
+    const { loss, gradNorm } = await engine.step(ids, targets, hyper, train.gradClip);
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      // The engines skip the update on a non-finite loss or gradient: the weights are still the
+      // last good ones, but a diverged run should stop and say so rather than limp on.
+      throw new Error(`loss became ${loss} (gradient norm ${gradNorm}) at step ${step + 1}: training diverged (try a lower learning rate); the last checkpoint is intact`);
     }
-    model.backward();
-    const gradNorm = clipGradNorm(model.grads, train.gradClip);
-    optimizer.update(model.params, model.grads, model.layout, { lr, beta1: train.beta1, beta2: train.beta2, eps: train.eps, weightDecay: train.weightDecay });
     step++;
     tokensSeen += B * T;
     lastLoss = loss;
@@ -290,16 +339,9 @@ export async function runTraining(opts: TrainOptions, rawEmit: TrainEventSink): 
       history.length = 0;
       history.push(...kept);
     }
-    history.push({ step, loss, lr, tokensPerSec, elapsedSec: now });
-    emit({ event: 'step', step, total_steps: totalSteps, epoch: loader.epochProgress, loss, lr, grad_norm: gradNorm, tokens_per_s: tokensPerSec, elapsed_s: now, eta_s: eta });
-    if (step % train.evalEvery === 0 || step === totalSteps) {
-      const v = evaluate();
-      if (v !== null) {
-        lastValLoss = v;
-        evals.push({ step, valLoss: v });
-        emit({ event: 'eval', step, val_loss: v });
-      }
-    }
+    history.push({ step, loss, lr: hyper.lr, tokensPerSec, elapsedSec: now });
+    emit({ event: 'step', step, total_steps: totalSteps, epoch: loader.epochProgress, loss, lr: hyper.lr, grad_norm: gradNorm, tokens_per_s: tokensPerSec, elapsed_s: now, eta_s: eta });
+    if (step % train.evalEvery === 0 || step === totalSteps) await evaluate();
     if (step % train.checkpointEvery === 0) {
       await checkpoint();
       savedAt = step;
@@ -308,14 +350,7 @@ export async function runTraining(opts: TrainOptions, rawEmit: TrainEventSink): 
     await new Promise((r) => setImmediate(r));
   }
   if (savedAt !== step) {
-    if (evals.length === 0 || evals[evals.length - 1]!.step !== step) {
-      const v = evaluate();
-      if (v !== null) {
-        lastValLoss = v;
-        evals.push({ step, valLoss: v });
-        emit({ event: 'eval', step, val_loss: v });
-      }
-    }
+    if (evals.length === 0 || evals[evals.length - 1]!.step !== step) await evaluate();
     await checkpoint();
   }
   const total = elapsed();

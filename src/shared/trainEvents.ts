@@ -13,7 +13,7 @@ export type TrainEvent =
   | { event: 'corpus'; files: number; bytes: number; train_files: number; val_files: number; skipped: Record<string, SkipTallyEvent> }
   | { event: 'tokenizer'; vocab_size: number; seconds: number; reused: boolean }
   | { event: 'dataset'; train_tokens: number; val_tokens: number; bytes_per_token: number }
-  | { event: 'model'; params: number; n_layer: number; n_head: number; n_embd: number; context: number; vocab_size: number; batch: number; total_steps: number; resumed_from_step: number }
+  | { event: 'model'; engine: string; params: number; n_layer: number; n_head: number; n_embd: number; context: number; vocab_size: number; batch: number; total_steps: number; resumed_from_step: number }
   | { event: 'step'; step: number; total_steps: number; epoch: number; loss: number; lr: number; grad_norm: number; tokens_per_s: number; elapsed_s: number; eta_s: number }
   | { event: 'eval'; step: number; val_loss: number }
   | { event: 'checkpoint'; step: number; dir: string }

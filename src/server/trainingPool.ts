@@ -1,0 +1,181 @@
+// The training pool: piscina worker threads over one shared WebAssembly.Memory holding the
+// weights, the AdamW moments, and per-worker gradients and activations. One optimizer step:
+//   1. every worker computes the gradient of its micro-batch into its own buffer (in parallel);
+//   2. leaders add their children's gradients (the tree's outer ring, leaders in parallel);
+//   3. the root adds the leaders' gradients (split by parameter range over the threads);
+//   4. the global gradient norm (ranges in parallel), the clip coefficient;
+//   5. AdamW on parameter ranges in parallel, reading the root's gradient times the coefficient.
+// The main thread only schedules; it never computes on tensors, so it stays responsive.
+
+import Piscina from 'piscina';
+import { ModelConfig, parameterCount } from '../ml/config';
+import { activationFloats, Gpt, gradActivationFloats } from '../ml/gpt';
+import { AdamW, AdamWHyper, clipCoefficient } from '../ml/adamw';
+import { WasmArena } from '../ml/arena';
+import { compileKernelsChecked } from '../ml/wasmRuntime';
+import { createKernelMemory, KERNEL_MAX_PAGES, KERNEL_SCRATCH_BYTES } from '../ml/kernels/wasmKernels';
+import type { PoolSetup, PoolTask, SlotRegion } from '../shared/poolProtocol';
+import { reductionTree, ReductionTree, splitBatch, splitRange } from './reductionTree';
+import { distPath, readKernelWasm } from './distFiles';
+
+export interface PoolOptions {
+  cfg: ModelConfig;
+  /** Sequences per batch and their length. */
+  B: number;
+  T: number;
+  /** Worker threads = members of the reduction tree. */
+  threads: number;
+  /** Leaders around the root (the seed used 12). */
+  fanout: number;
+}
+
+export interface StepResult {
+  loss: number;
+  gradNorm: number;
+}
+
+export class TrainingPool {
+  readonly threads: number;
+  readonly tree: ReductionTree;
+  /** Root view of the model: shared weights, root gradients. For checkpoints; never runs forward here. */
+  readonly model: Gpt;
+  readonly optimizer: AdamW;
+  /** Bytes of shared memory in use (weights, moments, gradients, activations, scratch). */
+  readonly sharedBytes: number;
+  private readonly pool: Piscina;
+  private readonly B: number;
+  private readonly T: number;
+  private readonly ids: Int32Array;
+  private readonly targets: Int32Array;
+  private readonly batch: { starts: number[]; counts: number[] };
+
+  private constructor(opts: PoolOptions, pool: Piscina, model: Gpt, optimizer: AdamW, ids: Int32Array, targets: Int32Array, sharedBytes: number) {
+    this.threads = opts.threads;
+    this.tree = reductionTree(opts.threads, opts.fanout);
+    this.pool = pool;
+    this.model = model;
+    this.optimizer = optimizer;
+    this.B = opts.B;
+    this.T = opts.T;
+    this.ids = ids;
+    this.targets = targets;
+    this.batch = splitBatch(opts.B, opts.threads);
+    this.sharedBytes = sharedBytes;
+  }
+
+  /** Lays out the shared memory and starts the threads. Throws if the kernels or worker are not built. */
+  static create(opts: PoolOptions): TrainingPool {
+    const wasm = readKernelWasm();
+    const workerFile = distPath('trainWorker.js');
+    if (wasm === null || workerFile === null) throw new Error('the training kernels are not built (dist/kernels.wasm, dist/trainWorker.js): run `npm run build`');
+    if (!Number.isInteger(opts.threads) || opts.threads < 1) throw new Error(`threads must be a positive integer, got ${opts.threads}`);
+    const { cfg, B, T, threads } = opts;
+    const module = compileKernelsChecked(wasm);
+    const memory = createKernelMemory(1, KERNEL_MAX_PAGES);
+    const arena = new WasmArena(memory);
+    const counterPtr = arena.i32(1).byteOffset;
+    const scratchPtrs = Array.from({ length: threads }, () => arena.bytes(KERNEL_SCRATCH_BYTES));
+    const numParams = parameterCount(cfg);
+    const params = arena.f32(numParams);
+    const m = arena.f32(numParams);
+    const v = arena.f32(numParams);
+    const ids = arena.i32(B * T);
+    const targets = arena.i32(B * T);
+    const { counts } = splitBatch(B, threads);
+    const slots: SlotRegion[] = counts.map((seqs, w) => {
+      // Idle members (more workers than sequences) still get a gradient buffer only if they are
+      // the root; the others never compute and are left out of the reductions.
+      if (seqs === 0 && w !== 0) return { gradsPtr: 0, actsPtr: 0, actsFloats: 0, maxSeqs: 0 };
+      const grads = arena.f32(numParams);
+      const actsFloats = activationFloats(cfg, seqs, T) + gradActivationFloats(cfg, seqs, T);
+      const acts = arena.f32(actsFloats);
+      return { gradsPtr: grads.byteOffset, actsPtr: acts.byteOffset, actsFloats, maxSeqs: seqs };
+    });
+    const rootGrads = new Float32Array(memory.buffer as SharedArrayBuffer, slots[0]!.gradsPtr, numParams);
+    const model = new Gpt(cfg, { params, grads: rootGrads });
+    const optimizer = new AdamW(numParams, { m, v });
+    const setup: PoolSetup = {
+      module, memory, cfg, T, paramsPtr: params.byteOffset, mPtr: m.byteOffset, vPtr: v.byteOffset,
+      idsPtr: ids.byteOffset, targetsPtr: targets.byteOffset, slots, scratchPtrs, counterPtr,
+    };
+    const pool = new Piscina({
+      filename: workerFile,
+      minThreads: threads,
+      maxThreads: threads,
+      // Idle threads block in Atomics.wait (no spinning) and are never torn down mid-run.
+      atomics: 'sync',
+      idleTimeout: Number.MAX_SAFE_INTEGER,
+      workerData: setup,
+    });
+    return new TrainingPool(opts, pool, model, optimizer, ids, targets, arena.bytesUsed);
+  }
+
+  private run(task: PoolTask): Promise<number> {
+    return this.pool.run(task) as Promise<number>;
+  }
+
+  private activeSlots(): number[] {
+    return this.batch.counts.flatMap((c, w) => (c > 0 ? [w] : []));
+  }
+
+  private load(ids: ArrayLike<number>, targets: ArrayLike<number>): number {
+    const n = this.B * this.T;
+    if (ids.length < n || targets.length < n) throw new Error(`pool: expected ${n} ids and targets`);
+    let counted = 0;
+    for (let i = 0; i < n; i++) {
+      this.ids[i] = ids[i]!;
+      this.targets[i] = targets[i]!;
+      if (targets[i]! >= 0) counted++;
+    }
+    return counted;
+  }
+
+  /** Sums the workers' gradients into the root's, up the tree. */
+  private async reduce(): Promise<void> {
+    const n = this.model.numParams;
+    const active = new Set(this.activeSlots());
+    const gathers = this.tree.leaders
+      .map((l) => ({ dst: l.leader, srcs: l.children.filter((c) => active.has(c)) }))
+      .filter((g) => active.has(g.dst) && g.srcs.length > 0);
+    if (gathers.length > 0) {
+      const parts = Math.max(1, Math.ceil(this.threads / gathers.length));
+      await Promise.all(gathers.flatMap((g) => splitRange(n, parts).map(([lo, hi]) => this.run({ kind: 'reduce', dst: g.dst, srcs: g.srcs, lo, hi }))));
+    }
+    const leaders = this.tree.leaders.map((l) => l.leader).filter((l) => active.has(l));
+    if (leaders.length > 0) {
+      await Promise.all(splitRange(n, this.threads).map(([lo, hi]) => this.run({ kind: 'reduce', dst: this.tree.root, srcs: leaders, lo, hi })));
+    }
+  }
+
+  /** One optimizer step on a [B,T] batch. Returns the batch's mean loss and the pre-clip gradient norm. */
+  async trainStep(ids: ArrayLike<number>, targets: ArrayLike<number>, hyper: AdamWHyper, gradClip: number): Promise<StepResult> {
+    const denom = this.load(ids, targets);
+    if (denom === 0) throw new Error('pool: batch has no targets');
+    const { starts, counts } = this.batch;
+    const losses = await Promise.all(this.activeSlots().map((w) => this.run({ kind: 'grad', slot: w, seqStart: starts[w]!, seqCount: counts[w]!, lossDenominator: denom })));
+    const loss = losses.reduce((a, b) => a + b, 0);
+    await this.reduce();
+    const n = this.model.numParams;
+    const ranges = splitRange(n, this.threads);
+    const squares = await Promise.all(ranges.map(([lo, hi]) => this.run({ kind: 'sumsq', slot: this.tree.root, lo, hi })));
+    const gradNorm = Math.sqrt(squares.reduce((a, b) => a + b, 0));
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) return { loss, gradNorm };
+    const gradScale = clipCoefficient(gradNorm, gradClip);
+    const t = ++this.optimizer.step;
+    await Promise.all(ranges.map(([lo, hi]) => this.run({ kind: 'adamw', slot: this.tree.root, lo, hi, t, gradScale, ...hyper })));
+    return { loss, gradNorm };
+  }
+
+  /** Mean loss of a [B,T] batch (targets < 0 are ignored). */
+  async evaluate(ids: ArrayLike<number>, targets: ArrayLike<number>): Promise<number> {
+    const denom = this.load(ids, targets);
+    if (denom === 0) return NaN;
+    const { starts, counts } = this.batch;
+    const parts = await Promise.all(this.activeSlots().map((w) => this.run({ kind: 'eval', slot: w, seqStart: starts[w]!, seqCount: counts[w]!, lossDenominator: denom })));
+    return parts.reduce((a, b) => a + b, 0);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.destroy();
+  }
+}

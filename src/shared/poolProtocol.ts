@@ -1,0 +1,46 @@
+// Messages between the training process's main thread (the root of the reduction tree) and its
+// piscina worker threads. Tensors never travel in messages: they live in one shared
+// WebAssembly.Memory, and messages carry byte offsets into it.
+
+import type { ModelConfig } from '../ml/config';
+import type { WasmMemory, WasmModule } from '../ml/kernels/wasmKernels';
+
+/** One member of the reduction tree: its gradient buffer and its activation region. */
+export interface SlotRegion {
+  gradsPtr: number;
+  /** Floats reserved for activations + activation gradients at (maxSeqs, T). */
+  actsPtr: number;
+  actsFloats: number;
+  maxSeqs: number;
+}
+
+/** Everything a worker needs, sent once as piscina's workerData. */
+export interface PoolSetup {
+  module: WasmModule;
+  memory: WasmMemory;
+  cfg: ModelConfig;
+  /** Sequence length of every batch. */
+  T: number;
+  paramsPtr: number;
+  mPtr: number;
+  vPtr: number;
+  /** Int32 [B*T] inputs and targets of the current batch. */
+  idsPtr: number;
+  targetsPtr: number;
+  slots: SlotRegion[];
+  /** One packing scratch region per worker thread, claimed at start-up through `counterPtr`. */
+  scratchPtrs: number[];
+  counterPtr: number;
+}
+
+export type PoolTask =
+  /** Forward + backward of sequences [seqStart, seqStart+seqCount) into the slot's gradients (zeroed first). Returns Σ loss / lossDenominator. */
+  | { kind: 'grad'; slot: number; seqStart: number; seqCount: number; lossDenominator: number }
+  /** Forward only, same sequences convention. Returns Σ loss / lossDenominator. */
+  | { kind: 'eval'; slot: number; seqStart: number; seqCount: number; lossDenominator: number }
+  /** grads[dst][lo:hi] += Σ grads[src][lo:hi] — one edge set of the reduction tree, one parameter range. */
+  | { kind: 'reduce'; dst: number; srcs: number[]; lo: number; hi: number }
+  /** Σ grads[slot][lo:hi]² (for the global norm). */
+  | { kind: 'sumsq'; slot: number; lo: number; hi: number }
+  /** AdamW on params[lo:hi] from grads[slot] × gradScale at step t. */
+  | { kind: 'adamw'; slot: number; lo: number; hi: number; t: number; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; gradScale: number };
