@@ -358,5 +358,7 @@ async function trainLoop(c: LoopContext): Promise<void> {
     event: 'done', steps: step, train_loss: lastLoss, val_loss: lastValLoss,
     tokens_per_s: (tokensSeen - (state?.tokensSeen ?? 0)) / Math.max(1e-9, total - elapsedBefore),
     elapsed_s: total, tokens_seen: tokensSeen, stopped, out_dir: outDir,
+    // Whole process, worker threads included (they share its address space).
+    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
   });
 }

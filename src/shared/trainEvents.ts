@@ -18,6 +18,6 @@ export type TrainEvent =
   | { event: 'eval'; step: number; val_loss: number }
   | { event: 'checkpoint'; step: number; dir: string }
   | { event: 'warning'; message: string }
-  | { event: 'done'; steps: number; train_loss: number | null; val_loss: number | null; tokens_per_s: number; elapsed_s: number; tokens_seen: number; stopped: boolean; out_dir: string };
+  | { event: 'done'; steps: number; train_loss: number | null; val_loss: number | null; tokens_per_s: number; elapsed_s: number; tokens_seen: number; stopped: boolean; out_dir: string; peak_rss_mb: number };
 
 export type TrainEventSink = (e: TrainEvent) => void;
