@@ -108,7 +108,7 @@ interface LayerActs {
   att: Floats; // [B,NH,T,T]
   residual2: Floats; // [N,C]  (attention projection written here, then the residual added in place)
   ln2: Floats; ln2Mean: Floats; ln2Rstd: Floats;
-  fch: Floats; fchGelu: Floats; // [N,4C]
+  fch: Floats; // [N,4C] (GELU's input; its output is recomputed in backward, not stored)
   residual3: Floats; // [N,C]
 }
 interface Acts {
@@ -116,9 +116,11 @@ interface Acts {
   encoded: Floats; // [N,C]
   layers: LayerActs[];
   lnf: Floats; lnfMean: Floats; lnfRstd: Floats;
-  logits: Floats; // [N,V]; holds dlogits after a training forward
+  /** [min(N, HEAD_CHUNK_ROWS), V]: logits of one chunk of rows at a time (never all N × V). */
+  logitsChunk: Floats;
   losses: Floats; // [N]
   scratch: Floats; // [N,C] forward temporaries
+  gelu: Floats; // [N,4C] GELU output of the layer being computed (forward and backward)
 }
 /** Gradient buffers for activations, shared by all layers (backward walks layers one at a time). */
 interface GradActs {
@@ -132,9 +134,16 @@ interface GradActs {
 export function activationFloats(cfg: ModelConfig, B: number, T: number): number {
   const { dModel: C, nLayer: L, nHead: NH, vocabSize: V } = cfg;
   const N = B * T;
-  const perLayer = N * C + 2 * N + N * 3 * C + N * C + B * NH * T * T + N * C + N * C + 2 * N + 2 * N * 4 * C + N * C;
-  return N * C + L * perLayer + N * C + 2 * N + N * V + N + N * C;
+  const perLayer = N * C + 2 * N + N * 3 * C + N * C + B * NH * T * T + N * C + N * C + 2 * N + N * 4 * C + N * C;
+  return N * C + L * perLayer + N * C + 2 * N + Math.min(N, HEAD_CHUNK_ROWS) * V + N + N * C + N * 4 * C;
 }
+
+/**
+ * Rows of logits computed at a time. The output head's logits for all rows would be N × V floats
+ * (41 MB for the seed preset's batch); in chunks, the loss and the head's gradient are computed
+ * chunk by chunk and the full matrix never exists. 128 rows keep the matrix products efficient.
+ */
+export const HEAD_CHUNK_ROWS = 128;
 
 /** Floats of the activation-gradient buffers backward needs for a (B, T) batch. */
 export function gradActivationFloats(cfg: ModelConfig, B: number, T: number): number {
@@ -160,13 +169,15 @@ export class Gpt {
   /** All parameters, flat; layout gives each tensor's offset. */
   readonly params: Floats;
   /** All parameter gradients, same layout as params. */
-  readonly grads: Floats;
+  private gradsArray: Floats | null;
   private readonly p: ModelTensors;
-  private readonly g: ModelTensors;
+  private gradViews: ModelTensors | null = null;
   private acts: Acts | null = null;
   private gacts: GradActs | null = null;
   private lastIds: ArrayLike<number> | null = null;
   private lastHadTargets = false;
+  /** [N,V] logits of the last forward without targets (allocated only when asked for). */
+  private fullLogits: Floats | null = null;
   readonly ops: Ops;
   private readonly alloc: FloatAlloc;
 
@@ -182,9 +193,18 @@ export class Gpt {
     if (opts.params !== undefined && opts.params.length !== this.numParams) throw new Error(`shared params have ${opts.params.length} values, the model needs ${this.numParams}`);
     this.params = opts.params ?? this.alloc(this.numParams);
     if (opts.grads !== undefined && opts.grads.length !== this.numParams) throw new Error(`grads have ${opts.grads.length} values, the model needs ${this.numParams}`);
-    this.grads = opts.grads ?? this.alloc(this.numParams);
+    // Allocated on first use: a model loaded only for inference never pays for gradients.
+    this.gradsArray = opts.grads ?? null;
     this.p = viewTensors(this.params, this.layout, cfg.nLayer);
-    this.g = viewTensors(this.grads, this.layout, cfg.nLayer);
+  }
+
+  /** All parameter gradients, flat, same layout as params. */
+  get grads(): Floats {
+    return (this.gradsArray ??= this.alloc(this.numParams));
+  }
+
+  private get g(): ModelTensors {
+    return (this.gradViews ??= viewTensors(this.grads, this.layout, this.cfg.nLayer));
   }
 
   /**
@@ -233,13 +253,14 @@ export class Gpt {
       layers.push({
         ln1: alloc(N * C), ln1Mean: alloc(N), ln1Rstd: alloc(N), qkv: alloc(N * 3 * C), atty: alloc(N * C),
         att: alloc(B * NH * T * T), residual2: alloc(N * C), ln2: alloc(N * C), ln2Mean: alloc(N), ln2Rstd: alloc(N),
-        fch: alloc(N * 4 * C), fchGelu: alloc(N * 4 * C), residual3: alloc(N * C),
+        fch: alloc(N * 4 * C), residual3: alloc(N * C),
       });
     }
     this.acts = {
       B, T, encoded, layers, lnf: alloc(N * C), lnfMean: alloc(N), lnfRstd: alloc(N),
-      logits: alloc(N * V), losses: alloc(N), scratch: alloc(N * C),
+      logitsChunk: alloc(Math.min(N, HEAD_CHUNK_ROWS) * V), losses: alloc(N), scratch: alloc(N * C), gelu: alloc(N * 4 * C),
     };
+    this.fullLogits = null;
     this.gacts = null;
     return this.acts;
   }
@@ -254,11 +275,25 @@ export class Gpt {
   }
 
   /**
-   * Forward pass over ids[B*T] (row-major [B,T]). With targets[B*T] it returns the mean
-   * cross-entropy and leaves d(loss)/d(logits) in place for backward(); without, it returns NaN
-   * and leaves the logits readable through logitsView().
+   * Forward pass over ids[B*T] (row-major [B,T]).
+   * - targets null: computes the logits [B*T, V], readable through logitsView(); returns NaN.
+   * - targets given: returns the mean cross-entropy (or Σ loss / lossDenominator) and, fused with
+   *   it chunk by chunk, the output head's gradients: d/d(wte) is ACCUMULATED into grads and
+   *   d/d(ln_f output) is kept for backward(). Call zeroGrad() first, backward() after.
    */
   forward(ids: ArrayLike<number>, targets: ArrayLike<number> | null, B: number, T: number, lossDenominator?: number): number {
+    return this.run(ids, targets, B, T, targets === null ? 'logits' : 'train', lossDenominator);
+  }
+
+  /**
+   * Cross-entropy only (no gradient written): for evaluation. Mean over the targets, or
+   * Σ loss / lossDenominator for a micro-batch of a larger evaluation batch.
+   */
+  evaluate(ids: ArrayLike<number>, targets: ArrayLike<number>, B: number, T: number, lossDenominator?: number): number {
+    return this.run(ids, targets, B, T, 'loss', lossDenominator);
+  }
+
+  private run(ids: ArrayLike<number>, targets: ArrayLike<number> | null, B: number, T: number, mode: 'logits' | 'loss' | 'train', lossDenominator?: number): number {
     const { dModel: C, nHead: NH, vocabSize: V, contextLength } = this.cfg;
     if (T > contextLength) throw new Error(`sequence length ${T} exceeds the model's context ${contextLength}`);
     if (ids.length < B * T) throw new Error(`forward: expected ${B * T} ids, got ${ids.length}`);
@@ -282,44 +317,45 @@ export class Gpt {
       ops.residualForward(x.residual2, res, a.scratch, N * C);
       ops.layernormForward(x.ln2, x.ln2Mean, x.ln2Rstd, x.residual2, w.ln2w, w.ln2b, N, C);
       ops.matmulForward(x.fch, x.ln2, w.fcw, w.fcb, N, C, 4 * C);
-      ops.geluForward(x.fchGelu, x.fch, N * 4 * C);
-      ops.matmulForward(a.scratch, x.fchGelu, w.fcprojw, w.fcprojb, N, 4 * C, C);
+      ops.geluForward(a.gelu, x.fch, N * 4 * C);
+      ops.matmulForward(a.scratch, a.gelu, w.fcprojw, w.fcprojb, N, 4 * C, C);
       ops.residualForward(x.residual3, x.residual2, a.scratch, N * C);
       res = x.residual3;
     }
     ops.layernormForward(a.lnf, a.lnfMean, a.lnfRstd, res, p.lnfw, p.lnfb, N, C);
-    ops.headForward(a.logits, a.lnf, p.wte, N, C, V);
     this.lastIds = ids;
-    this.lastHadTargets = targets !== null;
-    if (targets === null) return NaN;
+    this.lastHadTargets = mode === 'train';
+    if (mode === 'logits' || targets === null) {
+      this.fullLogits ??= this.alloc(N * V);
+      ops.headForward(this.fullLogits, a.lnf, p.wte, N, C, V);
+      return NaN;
+    }
     let counted = 0;
     for (let i = 0; i < N; i++) if (targets[i]! >= 0) counted++;
     // A micro-batch of a larger batch divides by the whole batch's target count, so the
     // micro-batch gradients (and losses) simply add up to the full batch's.
     const denom = lossDenominator ?? counted;
-    if (!(denom > 0)) throw new Error('forward: no targets to compute a loss on');
-    const sum = ops.crossEntropyForwardBackward(a.logits, a.losses, targets, N, V, 1 / denom);
-    return sum / denom;
-  }
-
-  /**
-   * Cross-entropy only (no gradient written): for evaluation. Mean over the targets, or
-   * Σ loss / lossDenominator for a micro-batch of a larger evaluation batch.
-   */
-  evaluate(ids: ArrayLike<number>, targets: ArrayLike<number>, B: number, T: number, lossDenominator?: number): number {
-    this.forward(ids, null, B, T);
-    const a = this.acts!;
-    const N = B * T;
-    let counted = 0;
-    for (let i = 0; i < N; i++) if (targets[i]! >= 0) counted++;
-    const sum = this.ops.crossEntropyForwardBackward(a.logits, a.losses, targets, N, this.cfg.vocabSize, null);
-    return sum / Math.max(1, lossDenominator ?? counted);
+    if (mode === 'train' && !(denom > 0)) throw new Error('forward: no targets to compute a loss on');
+    const g = mode === 'train' ? this.ensureGradActs(B, T) : null;
+    if (g !== null) g.dln.fill(0); // receives d(loss)/d(ln_f output), consumed by backward()
+    const tg = targets instanceof Int32Array ? targets : Int32Array.from({ length: N }, (_, i) => targets[i]!);
+    let sum = 0;
+    for (let r0 = 0; r0 < N; r0 += HEAD_CHUNK_ROWS) {
+      const rows = Math.min(HEAD_CHUNK_ROWS, N - r0);
+      const logits = a.logitsChunk.subarray(0, rows * V);
+      const lnfRows = a.lnf.subarray(r0 * C, (r0 + rows) * C);
+      // logits[rows,V] = lnf[rows,C]·wteᵀ; then softmax-CE, in place into dlogits when training
+      ops.headForward(logits, lnfRows, p.wte, rows, C, V);
+      sum += ops.crossEntropyForwardBackward(logits, a.losses.subarray(r0, r0 + rows), tg.subarray(r0, r0 + rows), rows, V, g === null ? null : 1 / denom);
+      if (g !== null) ops.headBackward(g.dln.subarray(r0 * C, (r0 + rows) * C), this.g.wte, logits, lnfRows, p.wte, rows, C, V);
+    }
+    return sum / Math.max(1, denom);
   }
 
   /** Logits [B*T, V] of the last forward without targets. */
   logitsView(): Floats {
-    if (this.acts === null || this.lastHadTargets) throw new Error('logitsView: run forward(ids, null, …) first');
-    return this.acts.logits;
+    if (this.fullLogits === null || this.lastHadTargets) throw new Error('logitsView: run forward(ids, null, …) first');
+    return this.fullLogits;
   }
 
   /** Per-position losses [B*T] of the last forward with targets (or evaluate). */
@@ -328,12 +364,12 @@ export class Gpt {
     return this.acts.losses;
   }
 
-  /** Accumulates d(mean loss)/d(params) into grads. Call zeroGrad() before a new step. */
+  /** Accumulates d(loss)/d(params) into grads, continuing from forward(ids, targets) (which did the head). */
   backward(): void {
     const a = this.acts;
     const ids = this.lastIds;
     if (a === null || ids === null || !this.lastHadTargets) throw new Error('backward: run forward with targets first');
-    const { dModel: C, nHead: NH, vocabSize: V } = this.cfg;
+    const { dModel: C, nHead: NH } = this.cfg;
     const { B, T } = a;
     const N = B * T;
     const g = this.ensureGradActs(B, T);
@@ -343,9 +379,7 @@ export class Gpt {
     const L = this.cfg.nLayer;
     const lastRes = L > 0 ? a.layers[L - 1]!.residual3 : a.encoded;
 
-    // head and final LayerNorm: a.logits holds dlogits (written by the fused cross-entropy).
-    g.dln.fill(0);
-    ops.headBackward(g.dln, gp.wte, a.logits, a.lnf, p.wte, N, C, V);
+    // The head's gradient was computed with the loss in forward(); g.dln holds d/d(ln_f output).
     g.dres.fill(0);
     ops.layernormBackward(g.dres, gp.lnfw, gp.lnfb, g.dln, lastRes, p.lnfw, a.lnfMean, a.lnfRstd, N, C);
 
@@ -356,8 +390,9 @@ export class Gpt {
       const x = a.layers[l]!;
       const res = l === 0 ? a.encoded : a.layers[l - 1]!.residual3;
       // MLP branch: residual3 = residual2 + fcproj(gelu(fc(ln2(residual2))))
+      ops.geluForward(a.gelu, x.fch, N * 4 * C); // recomputed: cheaper than keeping it per layer
       g.dfchGelu.fill(0);
-      ops.matmulBackward(g.dfchGelu, dw.fcprojw, dw.fcprojb, g.dres, x.fchGelu, w.fcprojw, N, 4 * C, C);
+      ops.matmulBackward(g.dfchGelu, dw.fcprojw, dw.fcprojb, g.dres, a.gelu, w.fcprojw, N, 4 * C, C);
       g.dfch.fill(0);
       ops.geluBackward(g.dfch, x.fch, g.dfchGelu, N * 4 * C);
       g.dln.fill(0);

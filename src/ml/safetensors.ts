@@ -21,11 +21,13 @@ function dtypeOf(data: SafeTensor['data']): SafeDType {
   return 'U8';
 }
 
-/** Serialises tensors in the given order. Little-endian hosts only (checked). */
-export function encodeSafetensors(
-  tensors: { name: string; shape: number[]; data: SafeTensor['data'] }[],
-  metadata: Record<string, string> = {},
-): Uint8Array {
+export interface NamedTensor { name: string; shape: number[]; data: SafeTensor['data'] }
+
+/**
+ * The file as a list of byte chunks (header, then each tensor's bytes as a view, not a copy), so
+ * a caller can stream a checkpoint to disk without a second copy of every weight in memory.
+ */
+export function safetensorsChunks(tensors: NamedTensor[], metadata: Record<string, string> = {}): Uint8Array[] {
   assertLittleEndian();
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header['__metadata__'] = metadata;
@@ -39,17 +41,21 @@ export function encodeSafetensors(
     offset += nbytes;
   }
   const json = JSON.stringify(header);
-  // Pad with spaces so the data starts 8-byte aligned (what the reference implementation does).
   const unpadded = new TextEncoder().encode(json).length;
   const headerBytes = new TextEncoder().encode(json + ' '.repeat((8 - (unpadded % 8)) % 8));
-  const out = new Uint8Array(8 + headerBytes.length + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
-  out.set(headerBytes, 8);
-  let pos = 8 + headerBytes.length;
-  for (const t of tensors) {
-    const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    out.set(bytes, pos);
-    pos += bytes.length;
+  const len = new Uint8Array(8);
+  new DataView(len.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
+  return [len, headerBytes, ...tensors.map((t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength))];
+}
+
+/** Serialises tensors in the given order into one buffer. Little-endian hosts only (checked). */
+export function encodeSafetensors(tensors: NamedTensor[], metadata: Record<string, string> = {}): Uint8Array {
+  const chunks = safetensorsChunks(tensors, metadata);
+  const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
+  let pos = 0;
+  for (const c of chunks) {
+    out.set(c, pos);
+    pos += c.length;
   }
   return out;
 }

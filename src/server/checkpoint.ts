@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { fromHfConfig, ModelConfig, toHfConfig, TrainConfig } from '../ml/config';
 import { Gpt } from '../ml/gpt';
 import { AdamW } from '../ml/adamw';
-import { decodeSafetensors, encodeSafetensors } from '../ml/safetensors';
+import { decodeSafetensors, safetensorsChunks } from '../ml/safetensors';
 import { BpeTokenizer } from '../ml/bpe';
 import type { LoaderCursor } from '../ml/dataset';
 import type { RngState } from '../ml/rng';
@@ -61,14 +61,22 @@ function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-async function writeFileSynced(file: string, data: Uint8Array | string): Promise<void> {
+/** Writes the chunks in order, fsyncs, and returns the sha256 of the content. */
+async function writeFileSynced(file: string, data: Uint8Array | string | Uint8Array[]): Promise<string> {
+  const chunks = typeof data === 'string' ? [Buffer.from(data, 'utf8')] : Array.isArray(data) ? data : [data];
+  const hash = createHash('sha256');
   const fh = await fs.open(file, 'w');
   try {
-    await fh.writeFile(data);
+    for (const c of chunks) {
+      hash.update(c);
+      // Written from the tensor's own memory (a view), in pieces: no copy of the whole file.
+      for (let pos = 0; pos < c.length; pos += 16 << 20) await fh.write(c.subarray(pos, Math.min(c.length, pos + (16 << 20))));
+    }
     await fh.sync();
   } finally {
     await fh.close();
   }
+  return hash.digest('hex');
 }
 
 async function fsyncDir(dir: string): Promise<void> {
@@ -80,9 +88,10 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-export function modelToSafetensors(model: Gpt): Uint8Array {
+/** model.safetensors as chunks that view the weights (HF names, Conv1D layout, float32). */
+export function modelSafetensorsChunks(model: Gpt): Uint8Array[] {
   const f32 = model.params instanceof Float32Array ? model.params : Float32Array.from(model.params);
-  return encodeSafetensors(
+  return safetensorsChunks(
     model.layout.map((t) => ({ name: t.name, shape: t.shape, data: f32.subarray(t.offset, t.offset + t.size) })),
     { format: 'pt', producer: 'workspace-lm' },
   );
@@ -109,29 +118,20 @@ export async function saveCheckpoint(input: SaveInput, keep: number): Promise<st
   const tmpDir = path.join(ckptRoot, `.tmp-${checkpointDirName(input.state.step)}-${process.pid}-${Date.now()}`);
   await fs.mkdir(tmpDir);
   try {
-    const modelBytes = modelToSafetensors(model);
-    const optBytes = encodeSafetensors(
+    const optChunks = safetensorsChunks(
       [{ name: 'adamw.m', shape: [optimizer.m.length], data: optimizer.m }, { name: 'adamw.v', shape: [optimizer.v.length], data: optimizer.v }],
       { step: String(optimizer.step) },
     );
     const configText = JSON.stringify(toHfConfig(model.cfg), null, 2) + '\n';
     const tokText = JSON.stringify(tokenizer.toHuggingFaceJSON());
-    const state: TrainerState = {
-      ...input.state,
-      format: TRAINER_STATE_FORMAT,
-      version: TRAINER_STATE_VERSION,
-      files: {
-        [MODEL_FILE]: sha256(modelBytes),
-        [OPTIMIZER_FILE]: sha256(optBytes),
-        [CONFIG_FILE]: sha256(Buffer.from(configText)),
-        [TOKENIZER_FILE]: sha256(Buffer.from(tokText)),
-      },
-      savedAt: new Date().toISOString(),
+    const files: Record<string, string> = {
+      [MODEL_FILE]: await writeFileSynced(path.join(tmpDir, MODEL_FILE), modelSafetensorsChunks(model)),
+      [OPTIMIZER_FILE]: await writeFileSynced(path.join(tmpDir, OPTIMIZER_FILE), optChunks),
+      [CONFIG_FILE]: await writeFileSynced(path.join(tmpDir, CONFIG_FILE), configText),
+      [TOKENIZER_FILE]: await writeFileSynced(path.join(tmpDir, TOKENIZER_FILE), tokText),
     };
-    await writeFileSynced(path.join(tmpDir, MODEL_FILE), modelBytes);
-    await writeFileSynced(path.join(tmpDir, OPTIMIZER_FILE), optBytes);
-    await writeFileSynced(path.join(tmpDir, CONFIG_FILE), configText);
-    await writeFileSynced(path.join(tmpDir, TOKENIZER_FILE), tokText);
+    // Written last: its hashes vouch for the files above.
+    const state: TrainerState = { ...input.state, format: TRAINER_STATE_FORMAT, version: TRAINER_STATE_VERSION, files, savedAt: new Date().toISOString() };
     await writeFileSynced(path.join(tmpDir, STATE_FILE), JSON.stringify(state, null, 1) + '\n');
     await fsyncDir(tmpDir);
     // Re-saving the same step (e.g. the final save right after a periodic one) replaces it.
