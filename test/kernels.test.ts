@@ -306,7 +306,12 @@ describe('loader and memory', () => {
     }).WebAssembly;
     assert.deepEqual(WA.Module.imports(mod), [{ module: 'env', name: 'memory', kind: 'memory' }]);
     const names = WA.Module.exports(mod).map((e) => e.name).sort();
-    assert.deepEqual(names, ['add', 'axpy', 'colsum_into', 'matmul', 'matmul_ld', 'scale', 'scratch_min_bytes', 'set_scratch', 'sum_into']);
+    assert.deepEqual(names, [
+      'adamw_update', 'add', 'attention_backward', 'attention_forward', 'axpy', 'causal_softmax_backward_rows',
+      'causal_softmax_rows', 'colsum_into', 'cross_entropy_forward_backward', 'exp_f32', 'gelu_backward', 'gelu_forward',
+      'layernorm_backward', 'layernorm_forward', 'matmul', 'matmul_ld', 'scale', 'scratch_min_bytes', 'set_scratch',
+      'sum_into', 'sum_squares', 'tanh_f32',
+    ]);
   });
 
   it('rejects a non-shared memory, a bad scratch, foreign and stale views', () => {

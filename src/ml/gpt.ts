@@ -112,6 +112,7 @@ interface LayerActs {
   residual3: Floats; // [N,C]
 }
 interface Acts {
+  /** Capacity: buffers hold up to B sequences of exactly T tokens. */
   B: number; T: number;
   encoded: Floats; // [N,C]
   layers: LayerActs[];
@@ -176,6 +177,7 @@ export class Gpt {
   private gacts: GradActs | null = null;
   private lastIds: ArrayLike<number> | null = null;
   private lastHadTargets = false;
+  private lastShape = { B: 0, T: 0 };
   /** [N,V] logits of the last forward without targets (allocated only when asked for). */
   private fullLogits: Floats | null = null;
   readonly ops: Ops;
@@ -243,7 +245,8 @@ export class Gpt {
 
   private ensureActs(B: number, T: number): Acts {
     const a = this.acts;
-    if (a !== null && a.B === B && a.T === T) return a;
+    // Smaller batches of the same length reuse the buffers: every op indexes by its own (B, T).
+    if (a !== null && B <= a.B && a.T === T) return a;
     const { dModel: C, nLayer: L, nHead: NH, vocabSize: V } = this.cfg;
     const N = B * T;
     const alloc = allocator(this.alloc, activationFloats(this.cfg, B, T));
@@ -265,8 +268,10 @@ export class Gpt {
     return this.acts;
   }
 
-  private ensureGradActs(B: number, T: number): GradActs {
+  /** Sized like the activations' capacity (not the current batch), so every batch fits. */
+  private ensureGradActs(): GradActs {
     if (this.gacts !== null) return this.gacts;
+    const { B, T } = this.acts!;
     const C = this.cfg.dModel;
     const N = B * T;
     const alloc = allocator(this.alloc, gradActivationFloats(this.cfg, B, T));
@@ -302,6 +307,7 @@ export class Gpt {
       if (!(id >= 0 && id < V)) throw new Error(`forward: token id ${id} out of range [0, ${V})`);
     }
     const a = this.ensureActs(B, T);
+    this.lastShape = { B, T };
     const N = B * T;
     const p = this.p;
     const ops = this.ops;
@@ -336,7 +342,7 @@ export class Gpt {
     // micro-batch gradients (and losses) simply add up to the full batch's.
     const denom = lossDenominator ?? counted;
     if (mode === 'train' && !(denom > 0)) throw new Error('forward: no targets to compute a loss on');
-    const g = mode === 'train' ? this.ensureGradActs(B, T) : null;
+    const g = mode === 'train' ? this.ensureGradActs() : null;
     if (g !== null) g.dln.fill(0); // receives d(loss)/d(ln_f output), consumed by backward()
     const tg = targets instanceof Int32Array ? targets : Int32Array.from({ length: N }, (_, i) => targets[i]!);
     let sum = 0;
@@ -370,9 +376,9 @@ export class Gpt {
     const ids = this.lastIds;
     if (a === null || ids === null || !this.lastHadTargets) throw new Error('backward: run forward with targets first');
     const { dModel: C, nHead: NH } = this.cfg;
-    const { B, T } = a;
+    const { B, T } = this.lastShape;
     const N = B * T;
-    const g = this.ensureGradActs(B, T);
+    const g = this.ensureGradActs();
     const p = this.p;
     const ops = this.ops;
     const gp = this.g;

@@ -53,12 +53,20 @@ function ptr(v: Floats): number {
 }
 
 /**
- * Ops whose matrix products run in WASM SIMD. Attention is computed per (batch, head) as two
- * strided products (q·kᵀ over the whole [T,T] block, then att·v) around a causal row softmax;
- * the upper triangle costs 2x in the score product but keeps the packed kernel's ~90% of peak.
+ * Every op as a WASM SIMD kernel on tensors in the kernels' shared memory (except the embedding
+ * lookup, which is memory-bound and tiny). `i32Scratch` supplies shared memory for targets that
+ * arrive as JS arrays (the CE kernel reads them by pointer).
  */
-export function wasmOps(k: Kernels): Ops {
+export function wasmOps(k: Kernels, i32Scratch?: (n: number) => Int32Array): Ops {
   const { TRANS_A, TRANS_B, ACCUMULATE, BIAS } = MatmulFlags;
+  let targetBuf: Int32Array | null = null;
+  const targetsPtr = (targets: ArrayLike<number>, n: number): number => {
+    if (targets instanceof Int32Array && targets.buffer instanceof SharedArrayBuffer) return targets.byteOffset;
+    if (i32Scratch === undefined) throw new Error('wasm ops: targets must be an Int32Array in the kernels\' memory');
+    if (targetBuf === null || targetBuf.length < n) targetBuf = i32Scratch(Math.max(n, 1024));
+    for (let i = 0; i < n; i++) targetBuf[i] = targets[i]!;
+    return targetBuf.byteOffset;
+  };
   return {
     ...tsOps,
     name: 'wasm-simd',
@@ -81,85 +89,34 @@ export function wasmOps(k: Kernels): Ops {
       k.matmul(ptr(dinp), ptr(dlogits), ptr(wte), 0, N, C, V, ACCUMULATE);
       k.matmul(ptr(dwte), ptr(dlogits), ptr(inp), 0, V, C, N, TRANS_A | ACCUMULATE);
     },
-    // qkv[B,T,3C] -> out[B,T,C]; att[B,NH,T,T] keeps the probabilities.
     attentionForward(out, att, qkv, B, T, C, NH) {
-      const hs = C / NH;
-      const scale = 1 / Math.sqrt(hs);
-      const C3 = 3 * C;
-      const qkvP = ptr(qkv), attP = ptr(att), outP = ptr(out);
-      for (let b = 0; b < B; b++) {
-        for (let h = 0; h < NH; h++) {
-          const q = qkvP + 4 * (b * T * C3 + h * hs);
-          const kk = q + 4 * C;
-          const v = q + 8 * C;
-          const aOff = (b * NH + h) * T * T;
-          const a = attP + 4 * aOff;
-          // scores[T,T] = Q[T,hs]·K[T,hs]ᵀ (rows of stride 3C inside qkv)
-          k.matmulLd(a, T, q, C3, kk, C3, 0, T, T, hs, TRANS_B);
-          causalSoftmaxRows(att, aOff, T, scale);
-          // out_h[T,hs] = att[T,T]·V[T,hs]
-          k.matmulLd(outP + 4 * (b * T * C + h * hs), C, a, T, v, C3, 0, T, hs, T, 0);
-        }
-      }
+      k.attentionForward(ptr(out), ptr(att), ptr(qkv), B, T, C, NH);
     },
     attentionBackward(dqkv, scratch, dout, qkv, att, B, T, C, NH) {
-      const hs = C / NH;
-      const scale = 1 / Math.sqrt(hs);
-      const C3 = 3 * C;
-      const qkvP = ptr(qkv), dqkvP = ptr(dqkv), attP = ptr(att), doutP = ptr(dout), sP = ptr(scratch);
-      for (let b = 0; b < B; b++) {
-        for (let h = 0; h < NH; h++) {
-          const off = 4 * (b * T * C3 + h * hs);
-          const q = qkvP + off, kk = q + 4 * C, v = q + 8 * C;
-          const dq = dqkvP + off, dk = dq + 4 * C, dv = dq + 8 * C;
-          const aOff = (b * NH + h) * T * T;
-          const a = attP + 4 * aOff;
-          const d = doutP + 4 * (b * T * C + h * hs);
-          // datt[T,T] = dout_h[T,hs]·V[T,hs]ᵀ  (into scratch)
-          k.matmulLd(sP, T, d, C, v, C3, 0, T, T, hs, TRANS_B);
-          // dV[T,hs] += att[T,T]ᵀ·dout_h[T,hs]
-          k.matmulLd(dv, C3, a, T, d, C, 0, T, hs, T, TRANS_A | ACCUMULATE);
-          // scratch := dpre = scale · att ⊙ (datt − rowsum(att ⊙ datt)), causal
-          causalSoftmaxBackwardRows(scratch, att, aOff, T, scale);
-          // dQ[T,hs] += dpre[T,T]·K[T,hs];  dK[T,hs] += dpre[T,T]ᵀ·Q[T,hs]
-          k.matmulLd(dq, C3, sP, T, kk, C3, 0, T, hs, T, ACCUMULATE);
-          k.matmulLd(dk, C3, sP, T, q, C3, 0, T, hs, T, TRANS_A | ACCUMULATE);
-        }
+      if (scratch.length < T * T) throw new Error('attentionBackward: scratch needs T*T floats');
+      k.attentionBackward(ptr(dqkv), ptr(scratch), ptr(dout), ptr(qkv), ptr(att), B, T, C, NH);
+    },
+    layernormForward(out, mean, rstd, inp, weight, bias, N, C) {
+      k.layernormForward(ptr(out), ptr(mean), ptr(rstd), ptr(inp), ptr(weight), ptr(bias), N, C);
+    },
+    layernormBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C) {
+      k.layernormBackward(ptr(dinp), ptr(dweight), ptr(dbias), ptr(dout), ptr(inp), ptr(weight), ptr(mean), ptr(rstd), N, C);
+    },
+    geluForward(out, inp, n) {
+      k.geluForward(ptr(out), ptr(inp), n);
+    },
+    geluBackward(dinp, inp, dout, n) {
+      k.geluBackward(ptr(dinp), ptr(inp), ptr(dout), n);
+    },
+    residualForward(out, a, b, n) {
+      k.add(ptr(out), ptr(a), ptr(b), n);
+    },
+    crossEntropyForwardBackward(logits, losses, targets, N, V, gradScale) {
+      for (let i = 0; i < N; i++) {
+        const t = targets[i]!;
+        if (t >= V) throw new Error(`cross-entropy: target ${t} out of range [0, ${V})`);
       }
+      return k.crossEntropyForwardBackward(ptr(logits), ptr(losses), targetsPtr(targets, N), N, V, gradScale);
     },
   };
-}
-
-/** In place on att[off .. off+T*T): row t = softmax(scale · row[0..t]), zeros after t. */
-export function causalSoftmaxRows(att: Floats, off: number, T: number, scale: number): void {
-  for (let t = 0; t < T; t++) {
-    const r = off + t * T;
-    let max = -Infinity;
-    for (let j = 0; j <= t; j++) {
-      const s = att[r + j]! * scale;
-      att[r + j] = s;
-      if (s > max) max = s;
-    }
-    let sum = 0;
-    for (let j = 0; j <= t; j++) {
-      const e = Math.exp(att[r + j]! - max);
-      att[r + j] = e;
-      sum += e;
-    }
-    const inv = 1 / sum;
-    for (let j = 0; j <= t; j++) att[r + j] *= inv;
-    for (let j = t + 1; j < T; j++) att[r + j] = 0;
-  }
-}
-
-/** datt[T,T] (in `d`, from offset 0) becomes dpre in place: scale · att ⊙ (datt − Σ att⊙datt), causal. */
-export function causalSoftmaxBackwardRows(d: Floats, att: Floats, attOff: number, T: number, scale: number): void {
-  for (let t = 0; t < T; t++) {
-    const r = t * T;
-    const ar = attOff + t * T;
-    let dot = 0;
-    for (let j = 0; j <= t; j++) dot += att[ar + j]! * d[r + j]!;
-    for (let j = 0; j <= t; j++) d[r + j] = scale * att[ar + j]! * (d[r + j]! - dot);
-    for (let j = t + 1; j < T; j++) d[r + j] = 0;
-  }
 }

@@ -21,7 +21,7 @@ export function createWasmRuntime(wasm: Uint8Array): WasmRuntime & { arena: Wasm
   const arena = new WasmArena(memory);
   const scratch = arena.bytes(KERNEL_SCRATCH_BYTES);
   const kernels = createKernels(module, memory, { ptr: scratch, bytes: KERNEL_SCRATCH_BYTES });
-  return { module, memory, arena, kernels, ops: wasmOps(kernels) };
+  return { module, memory, arena, kernels, ops: wasmOps(kernels, (n) => arena.i32(n)) };
 }
 
 /** Compiles kernels.wasm after checking its static data stays below the arenas. */

@@ -27,7 +27,16 @@ export interface PoolOptions {
   threads: number;
   /** Leaders around the root (the seed used 12). */
   fanout: number;
+  /** Sequences per forward/backward pass inside a worker (default DEFAULT_SEQS_PER_PASS). */
+  seqsPerPass?: number;
 }
+
+/**
+ * Activations are held for this many sequences at a time: the seed preset needs ~12 MB per
+ * sequence, so a worker's memory stays small whatever the batch, and matrix products of 128+ rows
+ * still run near the kernel's peak. Gradients are identical (they accumulate over passes).
+ */
+export const DEFAULT_SEQS_PER_PASS = 1;
 
 export interface StepResult {
   loss: number;
@@ -70,6 +79,7 @@ export class TrainingPool {
     if (wasm === null || workerFile === null) throw new Error('the training kernels are not built (dist/kernels.wasm, dist/trainWorker.js): run `npm run build`');
     if (!Number.isInteger(opts.threads) || opts.threads < 1) throw new Error(`threads must be a positive integer, got ${opts.threads}`);
     const { cfg, B, T, threads } = opts;
+    const seqsPerPass = opts.seqsPerPass ?? DEFAULT_SEQS_PER_PASS;
     const module = compileKernelsChecked(wasm);
     const memory = createKernelMemory(1, KERNEL_MAX_PAGES);
     const arena = new WasmArena(memory);
@@ -87,7 +97,8 @@ export class TrainingPool {
       // the root; the others never compute and are left out of the reductions.
       if (seqs === 0 && w !== 0) return { gradsPtr: 0, actsPtr: 0, actsFloats: 0, maxSeqs: 0 };
       const grads = arena.f32(numParams);
-      const actsFloats = activationFloats(cfg, seqs, T) + gradActivationFloats(cfg, seqs, T);
+      const pass = Math.max(1, Math.min(seqs, seqsPerPass));
+      const actsFloats = activationFloats(cfg, pass, T) + gradActivationFloats(cfg, pass, T);
       const acts = arena.f32(actsFloats);
       return { gradsPtr: grads.byteOffset, actsPtr: acts.byteOffset, actsFloats, maxSeqs: seqs };
     });
@@ -95,7 +106,7 @@ export class TrainingPool {
     const model = new Gpt(cfg, { params, grads: rootGrads });
     const optimizer = new AdamW(numParams, { m, v });
     const setup: PoolSetup = {
-      module, memory, cfg, T, paramsPtr: params.byteOffset, mPtr: m.byteOffset, vPtr: v.byteOffset,
+      module, memory, cfg, T, seqsPerPass, paramsPtr: params.byteOffset, mPtr: m.byteOffset, vPtr: v.byteOffset,
       idsPtr: ids.byteOffset, targetsPtr: targets.byteOffset, slots, scratchPtrs, counterPtr,
     };
     const pool = new Piscina({

@@ -8,9 +8,10 @@ import type { WasmMemory, WasmModule } from '../ml/kernels/wasmKernels';
 /** One member of the reduction tree: its gradient buffer and its activation region. */
 export interface SlotRegion {
   gradsPtr: number;
-  /** Floats reserved for activations + activation gradients at (maxSeqs, T). */
+  /** Floats reserved for activations + activation gradients of one pass (≤ seqsPerPass sequences). */
   actsPtr: number;
   actsFloats: number;
+  /** Sequences this member is dealt per step. */
   maxSeqs: number;
 }
 
@@ -21,6 +22,8 @@ export interface PoolSetup {
   cfg: ModelConfig;
   /** Sequence length of every batch. */
   T: number;
+  /** Sequences per forward/backward pass inside a worker's micro-batch (bounds activation memory). */
+  seqsPerPass: number;
   paramsPtr: number;
   mPtr: number;
   vPtr: number;

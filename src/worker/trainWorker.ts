@@ -8,7 +8,6 @@ import { workerData } from 'node:worker_threads';
 import type { PoolSetup, PoolTask } from '../shared/poolProtocol';
 import { Gpt, parameterLayout, ParamTensor } from '../ml/gpt';
 import { attachWasmRuntime, WasmRuntime } from '../ml/wasmRuntime';
-import { adamwUpdateRange, sumSquares } from '../ml/adamw';
 import type { Floats } from '../ml/layers';
 
 interface WorkerState {
@@ -70,21 +69,46 @@ function slotModel(s: WorkerState, slot: number): Gpt {
   return model;
 }
 
+/** AdamW over params[lo:hi] with the SIMD kernel, tensor by tensor (decay differs per tensor). */
+function adamwRange(s: WorkerState, task: Extract<PoolTask, { kind: 'adamw' }>): void {
+  const k = s.rt.kernels;
+  const bc1 = 1 - Math.pow(task.beta1, task.t);
+  const bc2Sqrt = Math.sqrt(1 - Math.pow(task.beta2, task.t));
+  const stepSize = task.lr / bc1;
+  const grads = s.grads[task.slot]!;
+  for (const tensor of s.layout) {
+    const lo = Math.max(task.lo, tensor.offset);
+    const hi = Math.min(task.hi, tensor.offset + tensor.size);
+    if (lo >= hi) continue;
+    const decay = tensor.decay ? 1 - task.lr * task.weightDecay : 1;
+    k.adamwUpdate(s.params.byteOffset + 4 * lo, grads.byteOffset + 4 * lo, s.m.byteOffset + 4 * lo, s.v.byteOffset + 4 * lo, hi - lo,
+      task.beta1, task.beta2, task.eps, decay, stepSize, bc2Sqrt, task.gradScale);
+  }
+}
+
 export default function handle(task: PoolTask): number {
   const s = (state ??= init());
   const T = s.setup.T;
   switch (task.kind) {
     case 'grad':
     case 'eval': {
+      // The slot's sequences go through the model a few at a time (setup.seqsPerPass): the
+      // activations of one pass are what memory holds, and the gradients simply accumulate.
       const model = slotModel(s, task.slot);
-      const lo = task.seqStart * T;
-      const hi = (task.seqStart + task.seqCount) * T;
-      const ids = s.ids.subarray(lo, hi);
-      const targets = s.targets.subarray(lo, hi);
-      if (task.kind === 'eval') return model.evaluate(ids, targets, task.seqCount, T, task.lossDenominator);
-      model.zeroGrad();
-      const loss = model.forward(ids, targets, task.seqCount, T, task.lossDenominator);
-      model.backward();
+      if (task.kind === 'grad') model.zeroGrad();
+      let loss = 0;
+      for (let done = 0; done < task.seqCount; done += s.setup.seqsPerPass) {
+        const n = Math.min(s.setup.seqsPerPass, task.seqCount - done);
+        const lo = (task.seqStart + done) * T;
+        const ids = s.ids.subarray(lo, lo + n * T);
+        const targets = s.targets.subarray(lo, lo + n * T);
+        if (task.kind === 'eval') {
+          loss += model.evaluate(ids, targets, n, T, task.lossDenominator);
+        } else {
+          loss += model.forward(ids, targets, n, T, task.lossDenominator);
+          model.backward();
+        }
+      }
       return loss;
     }
     case 'reduce': {
@@ -95,9 +119,9 @@ export default function handle(task: PoolTask): number {
       return 0;
     }
     case 'sumsq':
-      return sumSquares(s.grads[task.slot]!, task.lo, task.hi);
+      return s.rt.kernels.sumSquares(s.grads[task.slot]!.byteOffset + 4 * task.lo, task.hi - task.lo);
     case 'adamw':
-      adamwUpdateRange(s.params, s.grads[task.slot]!, s.m, s.v, s.layout, task, task.t, task.lo, task.hi, task.gradScale);
+      adamwRange(s, task);
       return 0;
   }
 }

@@ -26,6 +26,11 @@
 // always produce the same panel layout. Ragged edges: panels are zero-padded, and a partial
 // C tile goes through a 4×8 staging tile in scratch, so M, N, K may be anything ≥ 1.
 // M < 4 (one token at inference) skips packing: each row is a streamed vector × matrix.
+//
+// The second half of the file holds the rest of a training step's math, each kernel the SIMD
+// twin of a plain-TS function in ../../layers.ts or ../../adamw.ts: fused softmax +
+// cross-entropy, layernorm, GELU, causal attention (around matmul_ld), AdamW, Σx²; plus the
+// 4-lane exp/tanh they are built on.
 
 // ---------------------------------------------------------------------------------------
 // flags for matmul / matmul_ld (mirrored in ../wasmKernels.ts)
@@ -619,4 +624,782 @@ export function colsum_into(dst: usize, src: usize, M: i32, N: i32): void {
   for (let m = 0; m < M; m++) {
     sum_into(dst, src + <usize>m * rowB, N);
   }
+}
+
+// =======================================================================================
+// Row-wise and elementwise kernels of a training step: fused softmax + cross-entropy,
+// layernorm, GELU, causal attention, AdamW. Each one matches a plain-TS twin in
+// ../../layers.ts or ../../adamw.ts (same arguments, same overwrite/accumulate rules: every
+// backward ACCUMULATES into its outputs). The twins compute in float64 and round once; these
+// compute in float32 SIMD, with float64 where a long reduction or a cancellation needs it.
+
+// ---------------------------------------------------------------------------------------
+// exp(x) on 4 lanes. Range reduction x = k·ln2 + r, k = round(x/ln2), |r| ≤ ln2/2, then
+// exp(x) = 2^k · p(r) with p a degree-6 polynomial. No table, no float→int conversion:
+//   k:    t = x·log2(e) + 1.5·2^23 rounds to an integer held in t's low mantissa bits, so
+//         bits(t) = 0x4B400000 + k and kf = t − 1.5·2^23 is k as a float;
+//   r:    x − kf·ln2 in two steps (Cody–Waite): kf·LN2_HI is exact (LN2_HI has 9 bits);
+//   2^k:  (bits(t) + 126) << 23 is the float 2^(k−1) (the shift drops 0x4B4 and the 1.5's
+//         bit); the polynomial returns 2·exp(r) to compensate. Using 2^(k−1) lets k reach
+//         128 without overflowing the exponent field.
+// Inputs are clamped to [EXP_LO, EXP_HI]: above, the result saturates at exp(88.7) ≈ 3.3e38
+// (never Inf); from about −87 down (k ≤ −126) the scale's exponent field is 0 and the result
+// is exactly 0 — no denormals, never NaN for non-NaN input. NaN propagates.
+// Accuracy (test/kernels-rowwise.test.ts, 250K points): max relative error 1.2e-7 (1.0 ulp
+// of 1) on [−86.9, 88.7]; exp(0) = 1 exactly. ~0.6 ns per value on one Zen 5 core.
+const EXP_HI: f32 = 88.7;
+const EXP_LO: f32 = -87.33654475; // ln(2^-126)
+const LOG2E: f32 = 1.4426950408889634;
+const ROUND_MAGIC: f32 = 12582912.0; // 1.5·2^23
+const LN2_HI: f32 = 0.693359375; // 355/512
+const LN2_LO: f32 = -2.1219444005469057e-4; // ln2 − LN2_HI
+// 2·exp(r) ≈ 2 + 2r + P2 r² + … + P6 r⁶: a relative-error minimax fit on |r| ≤ 1.001·ln2/2
+// (fit error 2e-9, far below float32 rounding), coefficients rounded to float32 and doubled.
+const P2: f32 = 0.9999998807907104;
+const P3: f32 = 0.33332860469818115;
+const P4: f32 = 0.08333601802587509;
+const P5: f32 = 0.016748473048210144;
+const P6: f32 = 0.0027687118854373693;
+
+// @ts-ignore: decorator
+@inline
+function expv(x: v128): v128 {
+  return expvMax(x, EXP_HI);
+}
+
+/** expv with inputs clamped to [EXP_LO, hi] (hi ≤ EXP_HI, a constant after inlining). */
+// @ts-ignore: decorator
+@inline
+function expvMax(x: v128, hi: f32): v128 {
+  // pmax/pmin (x86 maxps/minps) keep a NaN x: pmax(x, lo) = x < lo ? lo : x.
+  const xc = f32x4.pmin(f32x4.pmax(x, f32x4.splat(EXP_LO)), f32x4.splat(hi));
+  const t = f32x4.add(f32x4.mul(xc, f32x4.splat(LOG2E)), f32x4.splat(ROUND_MAGIC));
+  const kf = f32x4.sub(t, f32x4.splat(ROUND_MAGIC));
+  const r = f32x4.sub(f32x4.sub(xc, f32x4.mul(kf, f32x4.splat(LN2_HI))), f32x4.mul(kf, f32x4.splat(LN2_LO)));
+  // Estrin: (2 + 2r) + r²·((P2 + P3 r) + r²·((P4 + P5 r) + r²·P6)) — shorter dependency chain
+  const r2 = f32x4.mul(r, r);
+  const p01 = f32x4.add(f32x4.splat(2), f32x4.add(r, r));
+  const p23 = f32x4.add(f32x4.splat(P2), f32x4.mul(r, f32x4.splat(P3)));
+  const p45 = f32x4.add(f32x4.splat(P4), f32x4.mul(r, f32x4.splat(P5)));
+  const p46 = f32x4.add(p45, f32x4.mul(r2, f32x4.splat(P6)));
+  const p26 = f32x4.add(p23, f32x4.mul(r2, p46));
+  const p = f32x4.add(p01, f32x4.mul(r2, p26));
+  const scale = i32x4.shl(i32x4.add(t, i32x4.splat(126)), 23); // 2^(k−1), or 0 when k = −126
+  return f32x4.mul(p, scale);
+}
+
+/** Scalar exp with exactly the vector's arithmetic (row tails use it, so results agree). */
+// @ts-ignore: decorator
+@inline
+function exps(x: f32): f32 {
+  return f32x4.extract_lane(expv(f32x4.splat(x)), 0);
+}
+
+// tanh(u) on 4 lanes. |u| < 0.625: u + u³·Q(u²) (relative-error minimax fit, 4e-9);
+// otherwise sign(u)·(1 − e)/(1 + e) with e = exp(−2|u|) ≤ 0.29 (no cancellation there; for
+// |u| ≳ 9, e < 1.5e-8 and the result rounds to ±1). Measured max relative error 1.4e-7.
+// (GELU does not use this: it needs 1 + tanh and 1 − tanh², which it takes from e directly.)
+const TANH_SMALL: f32 = 0.625;
+const Q1: f32 = -0.3333328068256378;
+const Q2: f32 = 0.13331441581249237;
+const Q3: f32 = -0.05373971536755562;
+const Q4: f32 = 0.0206390842795372;
+const Q5: f32 = -0.005704984534531832;
+
+// @ts-ignore: decorator
+@inline
+function tanhv(u: v128): v128 {
+  const a = f32x4.abs(u);
+  const one = f32x4.splat(1);
+  const e = expv(f32x4.mul(a, f32x4.splat(-2)));
+  const big = f32x4.div(f32x4.sub(one, e), f32x4.add(one, e));
+  const bigSigned = v128.or(big, v128.and(u, i32x4.splat(0x80000000))); // copysign(big, u)
+  const u2 = f32x4.mul(u, u);
+  const u4 = f32x4.mul(u2, u2);
+  // Q(u²) = (Q1 + Q2 u²) + u⁴·((Q3 + Q4 u²) + u⁴·Q5)
+  const q = f32x4.add(
+    f32x4.add(f32x4.splat(Q1), f32x4.mul(u2, f32x4.splat(Q2))),
+    f32x4.mul(u4, f32x4.add(f32x4.add(f32x4.splat(Q3), f32x4.mul(u2, f32x4.splat(Q4))), f32x4.mul(u4, f32x4.splat(Q5)))),
+  );
+  const small = f32x4.add(u, f32x4.mul(f32x4.mul(u, u2), q));
+  return v128.bitselect(small, bigSigned, f32x4.lt(a, f32x4.splat(TANH_SMALL)));
+}
+
+/** out[i] = exp(x[i]) (the vector exp above; out may alias x). */
+export function exp_f32(out: usize, x: usize, n: i32): void {
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const o = <usize>i << 2;
+    const e0 = expv(v128.load(x + o)), e1 = expv(v128.load(x + o, 16));
+    const e2 = expv(v128.load(x + o, 32)), e3 = expv(v128.load(x + o, 48));
+    v128.store(out + o, e0);
+    v128.store(out + o, e1, 16);
+    v128.store(out + o, e2, 32);
+    v128.store(out + o, e3, 48);
+  }
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(out + o, expv(v128.load(x + o)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(out + o, exps(load<f32>(x + o)));
+  }
+}
+
+/** out[i] = tanh(x[i]) (out may alias x). */
+export function tanh_f32(out: usize, x: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(out + o, tanhv(v128.load(x + o)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(out + o, f32x4.extract_lane(tanhv(f32x4.splat(load<f32>(x + o))), 0));
+  }
+}
+
+// Horizontal sums.
+// @ts-ignore: decorator
+@inline
+function hsum32(v: v128): f32 {
+  const s = f32x4.add(v, f32x4.shuffle(v, v, 2, 3, 0, 1));
+  return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1);
+}
+// @ts-ignore: decorator
+@inline
+function hsum64(v: v128): f64 {
+  return f64x2.extract_lane(v, 0) + f64x2.extract_lane(v, 1);
+}
+// @ts-ignore: decorator
+@inline
+function hmax32(v: v128): f32 {
+  const m = f32x4.pmax(v, f32x4.shuffle(v, v, 2, 3, 0, 1));
+  const a = f32x4.extract_lane(m, 0), b = f32x4.extract_lane(m, 1);
+  return a < b ? b : a;
+}
+/** Lanes 2, 3 of a f32x4 moved to lanes 0, 1 (for f64x2.promote_low_f32x4). */
+// @ts-ignore: decorator
+@inline
+function highHalf(v: v128): v128 {
+  return f32x4.shuffle(v, v, 2, 3, 2, 3);
+}
+
+// ---------------------------------------------------------------------------------------
+// Fused softmax + cross-entropy + gradient, in place (twin: layers.crossEntropyForwardBackward).
+//   logits[N,V] f32; targets[N] i32 (negative = no loss at this row); losses[N] f32 out.
+//   gradScale: NaN = no gradient (logits are left untouched); otherwise logits is overwritten
+//   with dlogits = (softmax − onehot(target))·gradScale, and ignored rows with 0.
+//   Returns Σ losses (float64, unrounded per-row losses, like the twin).
+// Per row (≤ 40 KB for V = 10,000, so it stays in L1/L2 across the passes):
+//   1. max over the row;
+//   2. e = exp(l − max), Σe in float64 (see below), e stored back into the row when a
+//      gradient is wanted — the only exp of the row;
+//   3. loss = log Σe + max − l[target]   (float64; l[target] read before pass 2);
+//   4. row ·= gradScale/Σe, then row[target] −= gradScale (float64 arithmetic, one rounding).
+// exp(l − max) rather than the twin's exp(l − logSumExp): l − max is exact for the values
+// that matter (near the max), and the division by Σe is one float32 rounding.
+export function cross_entropy_forward_backward(
+  logits: usize, losses: usize, targets: usize, N: i32, V: i32, gradScale: f64,
+): f64 {
+  const wantGrad = gradScale == gradScale; // not NaN
+  const V4 = V & ~3;
+  const rowB = <usize>V << 2;
+  let total: f64 = 0;
+  for (let n = 0; n < N; n++) {
+    const row = logits + <usize>n * rowB;
+    const target = load<i32>(targets + (<usize>n << 2));
+    if (target < 0) {
+      store<f32>(losses + (<usize>n << 2), 0);
+      if (wantGrad) memory.fill(row, 0, rowB);
+      continue;
+    }
+    // 1. max
+    let mv = f32x4.splat(-Infinity);
+    let v = 0;
+    for (; v < V4; v += 4) mv = f32x4.pmax(mv, v128.load(row + (<usize>v << 2)));
+    let max = hmax32(mv);
+    for (; v < V; v++) {
+      const l = load<f32>(row + (<usize>v << 2));
+      if (l > max) max = l;
+    }
+    const lt = load<f32>(row + (<usize>target << 2));
+    // 2. exp and sum
+    const maxv = f32x4.splat(max);
+    let s0 = f64x2.splat(0), s1 = f64x2.splat(0);
+    v = 0;
+    // 16 columns per iteration: four exps summed pairwise in float32 (two roundings, ≤ 1.2e-7
+    // relative), then one promotion to the float64 sums — 5x fewer conversion ops than
+    // promoting every vector.
+    if (wantGrad) {
+      for (; v + 16 <= V; v += 16) {
+        const p = row + (<usize>v << 2);
+        const e0 = expv(f32x4.sub(v128.load(p), maxv));
+        const e1 = expv(f32x4.sub(v128.load(p, 16), maxv));
+        const e2 = expv(f32x4.sub(v128.load(p, 32), maxv));
+        const e3 = expv(f32x4.sub(v128.load(p, 48), maxv));
+        v128.store(p, e0);
+        v128.store(p, e1, 16);
+        v128.store(p, e2, 32);
+        v128.store(p, e3, 48);
+        const e = f32x4.add(f32x4.add(e0, e1), f32x4.add(e2, e3));
+        s0 = f64x2.add(s0, f64x2.promote_low_f32x4(e));
+        s1 = f64x2.add(s1, f64x2.promote_low_f32x4(highHalf(e)));
+      }
+      for (; v < V4; v += 4) {
+        const p = row + (<usize>v << 2);
+        const e = expv(f32x4.sub(v128.load(p), maxv));
+        v128.store(p, e);
+        s0 = f64x2.add(s0, f64x2.promote_low_f32x4(e));
+        s1 = f64x2.add(s1, f64x2.promote_low_f32x4(highHalf(e)));
+      }
+    } else {
+      for (; v + 16 <= V; v += 16) {
+        const p = row + (<usize>v << 2);
+        const e0 = expv(f32x4.sub(v128.load(p), maxv));
+        const e1 = expv(f32x4.sub(v128.load(p, 16), maxv));
+        const e2 = expv(f32x4.sub(v128.load(p, 32), maxv));
+        const e3 = expv(f32x4.sub(v128.load(p, 48), maxv));
+        const e = f32x4.add(f32x4.add(e0, e1), f32x4.add(e2, e3));
+        s0 = f64x2.add(s0, f64x2.promote_low_f32x4(e));
+        s1 = f64x2.add(s1, f64x2.promote_low_f32x4(highHalf(e)));
+      }
+      for (; v < V4; v += 4) {
+        const e = expv(f32x4.sub(v128.load(row + (<usize>v << 2)), maxv));
+        s0 = f64x2.add(s0, f64x2.promote_low_f32x4(e));
+        s1 = f64x2.add(s1, f64x2.promote_low_f32x4(highHalf(e)));
+      }
+    }
+    let sum = hsum64(f64x2.add(s0, s1));
+    for (; v < V; v++) {
+      const p = row + (<usize>v << 2);
+      const e = exps(load<f32>(p) - max);
+      if (wantGrad) store<f32>(p, e);
+      sum += <f64>e;
+    }
+    // 3. loss
+    const loss = Math.log(sum) + <f64>max - <f64>lt;
+    store<f32>(losses + (<usize>n << 2), <f32>loss);
+    total += loss;
+    // 4. gradient
+    if (wantGrad) {
+      const factor = gradScale / sum;
+      const pt = row + (<usize>target << 2);
+      const eTarget = <f64>load<f32>(pt);
+      scale(row, row, <f32>factor, V);
+      store<f32>(pt, <f32>(eTarget * factor - gradScale));
+    }
+  }
+  return total;
+}
+
+// ---------------------------------------------------------------------------------------
+// LayerNorm (twins: layers.layernormForward / layernormBackward), eps = 1e-5, rows of C.
+const LN_EPS: f64 = 1e-5;
+
+/** Σ row[0:C] in float64 (f32x4 loads promoted to f64x2 pairs). */
+// @ts-ignore: decorator
+@inline
+function rowSum64(row: usize, C: i32): f64 {
+  let a0 = f64x2.splat(0), a1 = f64x2.splat(0);
+  let c = 0;
+  for (; c + 4 <= C; c += 4) {
+    const x = v128.load(row + (<usize>c << 2));
+    a0 = f64x2.add(a0, f64x2.promote_low_f32x4(x));
+    a1 = f64x2.add(a1, f64x2.promote_low_f32x4(highHalf(x)));
+  }
+  let s = hsum64(f64x2.add(a0, a1));
+  for (; c < C; c++) s += <f64>load<f32>(row + (<usize>c << 2));
+  return s;
+}
+
+// out[N,C] = (inp − mean)·rstd·weight[C] + bias[C]; mean[N], rstd[N] saved for backward.
+// Per row: Σx in float64 → mean m (float64), split m = mHi + mLo (two float32s) so x − m is
+// computed as (x − mHi) − mLo, exact-ish in float32 even when |mean| ≫ std; Σ(x − m)² in
+// float64; rstd = 1/sqrt(var + eps). The output pass is pure float32 SIMD.
+export function layernorm_forward(
+  out: usize, mean: usize, rstd: usize, inp: usize, weight: usize, bias: usize, N: i32, C: i32,
+): void {
+  const rowB = <usize>C << 2;
+  for (let n = 0; n < N; n++) {
+    const x = inp + <usize>n * rowB;
+    const y = out + <usize>n * rowB;
+    const m = rowSum64(x, C) / <f64>C;
+    const mHi = <f32>m;
+    const mLo = <f32>(m - <f64>mHi);
+    const mHiv = f32x4.splat(mHi), mLov = f32x4.splat(mLo);
+    let a0 = f64x2.splat(0), a1 = f64x2.splat(0);
+    let c = 0;
+    for (; c + 4 <= C; c += 4) {
+      const d = f32x4.sub(f32x4.sub(v128.load(x + (<usize>c << 2)), mHiv), mLov);
+      const d2 = f32x4.mul(d, d);
+      a0 = f64x2.add(a0, f64x2.promote_low_f32x4(d2));
+      a1 = f64x2.add(a1, f64x2.promote_low_f32x4(highHalf(d2)));
+    }
+    let sq = hsum64(f64x2.add(a0, a1));
+    for (; c < C; c++) {
+      const d = load<f32>(x + (<usize>c << 2)) - mHi - mLo;
+      sq += <f64>(d * d);
+    }
+    const s = 1.0 / Math.sqrt(sq / <f64>C + LN_EPS);
+    const sf = <f32>s;
+    const sv = f32x4.splat(sf);
+    c = 0;
+    for (; c + 4 <= C; c += 4) {
+      const o = <usize>c << 2;
+      const d = f32x4.sub(f32x4.sub(v128.load(x + o), mHiv), mLov);
+      v128.store(y + o, f32x4.add(f32x4.mul(f32x4.mul(d, sv), v128.load(weight + o)), v128.load(bias + o)));
+    }
+    for (; c < C; c++) {
+      const o = <usize>c << 2;
+      const d = load<f32>(x + o) - mHi - mLo;
+      store<f32>(y + o, d * sf * load<f32>(weight + o) + load<f32>(bias + o));
+    }
+    store<f32>(mean + (<usize>n << 2), mHi);
+    store<f32>(rstd + (<usize>n << 2), sf);
+  }
+}
+
+// Backward; dinp[N,C], dweight[C], dbias[C] all accumulate. With norm = (x − mean)·rstd and
+// dnorm = weight·dout (mean, rstd as saved, float32 — the twin reads the same values):
+//   dinp  += (dnorm − mean_c(dnorm) − norm·mean_c(dnorm·norm))·rstd
+//   dweight += norm·dout;  dbias += dout
+// Pass 1 reduces the two means (float32 lanes: C terms of O(1), rounding far below the
+// tolerance), pass 2 writes all three gradients.
+export function layernorm_backward(
+  dinp: usize, dweight: usize, dbias: usize,
+  dout: usize, inp: usize, weight: usize, mean: usize, rstd: usize, N: i32, C: i32,
+): void {
+  const rowB = <usize>C << 2;
+  const invC: f32 = <f32>(1.0 / <f64>C);
+  for (let n = 0; n < N; n++) {
+    const x = inp + <usize>n * rowB;
+    const dy = dout + <usize>n * rowB;
+    const dx = dinp + <usize>n * rowB;
+    const m = load<f32>(mean + (<usize>n << 2));
+    const s = load<f32>(rstd + (<usize>n << 2));
+    const mv = f32x4.splat(m), sv = f32x4.splat(s);
+    let a1 = f32x4.splat(0), a2 = f32x4.splat(0);
+    let c = 0;
+    for (; c + 4 <= C; c += 4) {
+      const o = <usize>c << 2;
+      const norm = f32x4.mul(f32x4.sub(v128.load(x + o), mv), sv);
+      const dnorm = f32x4.mul(v128.load(weight + o), v128.load(dy + o));
+      a1 = f32x4.add(a1, dnorm);
+      a2 = f32x4.add(a2, f32x4.mul(dnorm, norm));
+    }
+    let dnormMean = hsum32(a1), dnormNormMean = hsum32(a2);
+    for (; c < C; c++) {
+      const o = <usize>c << 2;
+      const norm = (load<f32>(x + o) - m) * s;
+      const dnorm = load<f32>(weight + o) * load<f32>(dy + o);
+      dnormMean += dnorm;
+      dnormNormMean += dnorm * norm;
+    }
+    dnormMean *= invC;
+    dnormNormMean *= invC;
+    const dmv = f32x4.splat(dnormMean), dnmv = f32x4.splat(dnormNormMean);
+    c = 0;
+    for (; c + 4 <= C; c += 4) {
+      const o = <usize>c << 2;
+      const norm = f32x4.mul(f32x4.sub(v128.load(x + o), mv), sv);
+      const d = v128.load(dy + o);
+      v128.store(dbias + o, f32x4.add(v128.load(dbias + o), d));
+      v128.store(dweight + o, f32x4.add(v128.load(dweight + o), f32x4.mul(norm, d)));
+      const dnorm = f32x4.mul(v128.load(weight + o), d);
+      const g = f32x4.mul(f32x4.sub(f32x4.sub(dnorm, dmv), f32x4.mul(norm, dnmv)), sv);
+      v128.store(dx + o, f32x4.add(v128.load(dx + o), g));
+    }
+    for (; c < C; c++) {
+      const o = <usize>c << 2;
+      const norm = (load<f32>(x + o) - m) * s;
+      const d = load<f32>(dy + o);
+      store<f32>(dbias + o, load<f32>(dbias + o) + d);
+      store<f32>(dweight + o, load<f32>(dweight + o) + norm * d);
+      const dnorm = load<f32>(weight + o) * d;
+      store<f32>(dx + o, load<f32>(dx + o) + (dnorm - dnormMean - norm * dnormNormMean) * s);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// GELU, GPT-2's tanh approximation (twins: layers.geluForward / geluBackward):
+//   gelu(x) = x·(1 + tanh u)/2,  u = sqrt(2/π)·(x + 0.044715·x³)
+// Written with (1 + tanh u)/2 = sigmoid(2u) = s = 1/(1 + E), E = exp(−2u), so nothing cancels
+// in either tail (e.g. x = −5: s ≈ 4.6e-8, where 1 + tanh(u) in float32 would round to 0 or
+// 6e-8) and no abs/select is needed:
+//   gelu(x)  = x/(1 + E)
+//   gelu'(x) = s + (x/2)·(1 − tanh²u)·du/dx = s + 2x·(E·s)·s·du/dx     (1 − tanh²u = 4s(1 − s), 1 − s = E·s)
+// Far negative tail: E is capped at e^80 (−2u > 80 ⇔ x < −9.8), so there s = 1.8e-35 rather
+// than → 0: gelu and gelu' stay ≥ ~1e-35 in magnitude (true values: smaller, then 0) — this
+// keeps every intermediate out of the denormal range, which costs ~5x on this CPU.
+// Positive tail: E flushes to 0, gelu(x) = x, gelu'(x) = 1.
+const GELU_S: f64 = 0.7978845608028654; // sqrt(2/π)
+const GELU_C: f64 = 0.044715;
+const GELU_K1: f32 = <f32>(-2.0 * GELU_S); // −2u = x·(K1 + K3·x²)
+const GELU_K3: f32 = <f32>(-2.0 * GELU_S * GELU_C);
+const GELU_D1: f32 = <f32>(2.0 * GELU_S); // 2·du/dx = D1 + D3·x²
+const GELU_D3: f32 = <f32>(2.0 * 3.0 * GELU_S * GELU_C);
+const GELU_EMAX: f32 = 80; // cap of −2u
+
+/** E = exp(−2u(x)) on 4 lanes. */
+// @ts-ignore: decorator
+@inline
+function geluExp(x: v128): v128 {
+  const x2 = f32x4.mul(x, x);
+  return expvMax(f32x4.mul(x, f32x4.add(f32x4.splat(GELU_K1), f32x4.mul(x2, f32x4.splat(GELU_K3)))), GELU_EMAX);
+}
+
+// @ts-ignore: decorator
+@inline
+function geluv(x: v128): v128 {
+  return f32x4.div(x, f32x4.add(f32x4.splat(1), geluExp(x)));
+}
+
+// gelu'(x) = s + x·(E·s)·s·(D1 + D3·x²)
+// @ts-ignore: decorator
+@inline
+function geluGradv(x: v128): v128 {
+  const e = geluExp(x);
+  const s = f32x4.div(f32x4.splat(1), f32x4.add(f32x4.splat(1), e));
+  const dudx2 = f32x4.add(f32x4.splat(GELU_D1), f32x4.mul(f32x4.mul(x, x), f32x4.splat(GELU_D3)));
+  return f32x4.add(s, f32x4.mul(f32x4.mul(f32x4.mul(e, s), f32x4.mul(s, x)), dudx2));
+}
+
+/** out[i] = gelu(inp[i]), i < n (out may alias inp). */
+export function gelu_forward(out: usize, inp: usize, n: i32): void {
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const o = <usize>i << 2;
+    const y0 = geluv(v128.load(inp + o)), y1 = geluv(v128.load(inp + o, 16));
+    v128.store(out + o, y0);
+    v128.store(out + o, y1, 16);
+  }
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(out + o, geluv(v128.load(inp + o)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(out + o, f32x4.extract_lane(geluv(f32x4.splat(load<f32>(inp + o))), 0));
+  }
+}
+
+/** dinp[i] += gelu'(inp[i])·dout[i], i < n. */
+export function gelu_backward(dinp: usize, inp: usize, dout: usize, n: i32): void {
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const o = <usize>i << 2;
+    const g0 = f32x4.mul(geluGradv(v128.load(inp + o)), v128.load(dout + o));
+    const g1 = f32x4.mul(geluGradv(v128.load(inp + o, 16)), v128.load(dout + o, 16));
+    v128.store(dinp + o, f32x4.add(v128.load(dinp + o), g0));
+    v128.store(dinp + o, f32x4.add(v128.load(dinp + o, 16), g1), 16);
+  }
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const g = f32x4.mul(geluGradv(v128.load(inp + o)), v128.load(dout + o));
+    v128.store(dinp + o, f32x4.add(v128.load(dinp + o), g));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const g = f32x4.extract_lane(geluGradv(f32x4.splat(load<f32>(inp + o))), 0);
+    store<f32>(dinp + o, load<f32>(dinp + o) + g * load<f32>(dout + o));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Causal attention. One (batch, head) works on a [T,T] block of scores/probabilities;
+// the products around the softmax are matmul_ld calls on the strided head slices of
+// qkv[B,T,3C] (q | k | v, head h at columns h·hs of each third, row stride 3C).
+
+/** p[0:n] = 0 (n ≥ 0 floats; p 4-byte aligned). */
+function zeroFloats(p: usize, n: i32): void {
+  let i = 0;
+  const z = f32x4.splat(0);
+  for (; i + 4 <= n; i += 4) v128.store(p + (<usize>i << 2), z);
+  for (; i < n; i++) store<f32>(p + (<usize>i << 2), 0);
+}
+
+// Rows are short (T = 128: 64 columns on average), so the ragged end matters: when
+// len % 4 ≠ 0 the last, partial vector is processed with its lanes ≥ len masked (−∞ for the
+// max, 0 for the sum) and stored whole — those lanes are columns after t, which must become 0
+// anyway. Only when that vector would cross the end of the row (T % 4 ≠ 0) is the tail scalar.
+
+/** Lanes i < rem all-ones, others 0 (rem ∈ 0..4). */
+// @ts-ignore: decorator
+@inline
+function laneMask(rem: i32): v128 {
+  return i32x4.lt_s(i32x4(0, 1, 2, 3), i32x4.splat(rem));
+}
+
+// One row of causalSoftmaxRows: row[0:len] = softmax(scl·row[0:len]), row[len:T] = 0.
+// Only row[0:len] matters: stale values after it (even NaN) are masked out or never loaded.
+// @ts-ignore: decorator
+@inline
+function softmaxRowCausal(row: usize, len: i32, T: i32, scl: f32): void {
+  const full = len & ~3;
+  const rem = len - full;
+  const masked = rem != 0 && full + 4 <= T; // partial vector at `full`, lanes ≥ rem masked
+  const mask = laneMask(rem);
+  const sv = f32x4.splat(scl);
+  // 1. max of scl·row
+  let mv = f32x4.splat(-Infinity);
+  let j = 0;
+  for (; j < full; j += 4) mv = f32x4.pmax(mv, f32x4.mul(v128.load(row + (<usize>j << 2)), sv));
+  const pf = row + (<usize>full << 2);
+  if (masked) mv = f32x4.pmax(mv, v128.bitselect(f32x4.mul(v128.load(pf), sv), f32x4.splat(-Infinity), mask));
+  let max = hmax32(mv);
+  if (!masked) {
+    for (j = full; j < len; j++) {
+      const x = load<f32>(row + (<usize>j << 2)) * scl;
+      if (x > max) max = x;
+    }
+  }
+  // 2. e = exp(scl·row − max) stored in place, Σe in float64
+  const maxv = f32x4.splat(max);
+  let s0 = f64x2.splat(0), s1 = f64x2.splat(0);
+  for (j = 0; j < full; j += 4) {
+    const p = row + (<usize>j << 2);
+    const e = expv(f32x4.sub(f32x4.mul(v128.load(p), sv), maxv));
+    v128.store(p, e);
+    s0 = f64x2.add(s0, f64x2.promote_low_f32x4(e));
+    s1 = f64x2.add(s1, f64x2.promote_low_f32x4(highHalf(e)));
+  }
+  let end = len; // first column to zero
+  if (masked) {
+    const e = v128.and(expv(f32x4.sub(f32x4.mul(v128.load(pf), sv), maxv)), mask);
+    v128.store(pf, e);
+    s0 = f64x2.add(s0, f64x2.promote_low_f32x4(e));
+    s1 = f64x2.add(s1, f64x2.promote_low_f32x4(highHalf(e)));
+    end = full + 4;
+  }
+  let sum = hsum64(f64x2.add(s0, s1));
+  if (!masked) {
+    for (j = full; j < len; j++) {
+      const p = row + (<usize>j << 2);
+      const e = exps(load<f32>(p) * scl - max);
+      store<f32>(p, e);
+      sum += <f64>e;
+    }
+  }
+  // 3. normalize; zero the rest
+  scale(row, row, <f32>(1.0 / sum), end);
+  zeroFloats(row + (<usize>end << 2), T - end);
+}
+
+/**
+ * In place on att[T,T] (raw scores q·kᵀ): row t = softmax over columns 0..t of scale·att[t,·],
+ * columns t+1..T−1 set to 0 (and never read).
+ */
+export function causal_softmax_rows(att: usize, T: i32, scale: f32): void {
+  const rowB = <usize>T << 2;
+  for (let t = 0; t < T; t++) softmaxRowCausal(att + <usize>t * rowB, t + 1, T, scale);
+}
+
+// One row of the softmax backward: d[0:len] = scl·a ⊙ (g − Σ a⊙g) over [0, len), d[len:T] = 0.
+// d may be g (each element is read before it is written); g[len:T] is never used (a partial
+// last vector is masked like in softmaxRowCausal, so even NaN there is harmless).
+// @ts-ignore: decorator
+@inline
+function softmaxBackRowCausal(d: usize, a: usize, g: usize, len: i32, T: i32, scl: f32): void {
+  const full = len & ~3;
+  const rem = len - full;
+  const masked = rem != 0 && full + 4 <= T;
+  const mask = laneMask(rem);
+  let acc = f32x4.splat(0);
+  let j = 0;
+  for (; j < full; j += 4) {
+    const o = <usize>j << 2;
+    acc = f32x4.add(acc, f32x4.mul(v128.load(a + o), v128.load(g + o)));
+  }
+  const ofs = <usize>full << 2;
+  if (masked) acc = f32x4.add(acc, v128.and(f32x4.mul(v128.load(a + ofs), v128.load(g + ofs)), mask));
+  let dot = hsum32(acc);
+  if (!masked) {
+    for (j = full; j < len; j++) {
+      const o = <usize>j << 2;
+      dot += load<f32>(a + o) * load<f32>(g + o);
+    }
+  }
+  const dotv = f32x4.splat(dot), sv = f32x4.splat(scl);
+  for (j = 0; j < full; j += 4) {
+    const o = <usize>j << 2;
+    v128.store(d + o, f32x4.mul(f32x4.mul(sv, v128.load(a + o)), f32x4.sub(v128.load(g + o), dotv)));
+  }
+  let end = len;
+  if (masked) {
+    const v = f32x4.mul(f32x4.mul(sv, v128.load(a + ofs)), f32x4.sub(v128.load(g + ofs), dotv));
+    v128.store(d + ofs, v128.and(v, mask));
+    end = full + 4;
+  } else {
+    for (j = full; j < len; j++) {
+      const o = <usize>j << 2;
+      store<f32>(d + o, scl * load<f32>(a + o) * (load<f32>(g + o) - dot));
+    }
+  }
+  zeroFloats(d + (<usize>end << 2), T - end);
+}
+
+/**
+ * Backward of causal_softmax_rows on [T,T] blocks:
+ *   dpre[t,t2] = scale·att[t,t2]·(datt[t,t2] − Σ_{j≤t} att[t,j]·datt[t,j])  for t2 ≤ t, else 0.
+ * dpre may alias datt (exactly); datt above the diagonal is never read.
+ */
+export function causal_softmax_backward_rows(dpre: usize, att: usize, datt: usize, T: i32, scale: f32): void {
+  const rowB = <usize>T << 2;
+  for (let t = 0; t < T; t++) {
+    const o = <usize>t * rowB;
+    softmaxBackRowCausal(dpre + o, att + o, datt + o, t + 1, T, scale);
+  }
+}
+
+// Causal blocking: rows t of a block [i0, i0+ATT_RB) only see keys 0..i0+ATT_RB−1, so each
+// product runs on a row block against just that prefix (T = 128: 8 blocks, 56% of the full
+// [T,T] work). Smaller blocks save more work but make matmul calls smaller; measured at the
+// seed shape (T = 128, hs = 32): 16 ≈ 5% faster than 32, 128 (no blocking) ~40% slower.
+const ATT_RB: i32 = 16;
+
+/**
+ * Causal multi-head self-attention forward (twin: layers.attentionForward).
+ *   qkv[B,T,3C] → out[B,T,C] (overwritten); att[B,NH,T,T] gets the probabilities (row t:
+ *   columns 0..t, zeros after). hs = C/NH (NH must divide C); scale = 1/sqrt(hs).
+ * Per (b, h), per row block [i0, i0+mb) with nk = i0+mb visible keys:
+ *   att[i0:, 0:nk] = q_h[i0:,:]·k_h[0:nk,:]ᵀ;  causal softmax of those rows;
+ *   out_h[i0:,:] = att[i0:, 0:nk]·v_h[0:nk,:]
+ * Uses matmul_ld, so this instance's packing scratch must be set.
+ */
+export function attention_forward(out: usize, att: usize, qkv: usize, B: i32, T: i32, C: i32, NH: i32): void {
+  const hs = C / NH;
+  const scl = <f32>(1.0 / Math.sqrt(<f64>hs));
+  const C3 = 3 * C;
+  const rowQ = <usize>C3 << 2, rowO = <usize>C << 2, rowA = <usize>T << 2;
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < NH; h++) {
+      const q = qkv + <usize>b * <usize>T * rowQ + (<usize>(h * hs) << 2);
+      const k = q + rowO, v = k + rowO;
+      const a = att + <usize>(b * NH + h) * <usize>T * rowA;
+      const o = out + <usize>b * <usize>T * rowO + (<usize>(h * hs) << 2);
+      for (let i0 = 0; i0 < T; i0 += ATT_RB) {
+        const mb = min(ATT_RB, T - i0);
+        const nk = i0 + mb;
+        const ai = a + <usize>i0 * rowA;
+        matmul_ld(ai, T, q + <usize>i0 * rowQ, C3, k, C3, 0, mb, nk, hs, TRANS_B);
+        for (let t = i0; t < nk; t++) softmaxRowCausal(a + <usize>t * rowA, t + 1, T, scl);
+        matmul_ld(o + <usize>i0 * rowO, C, ai, T, v, C3, 0, mb, hs, nk, 0);
+      }
+    }
+  }
+}
+
+/**
+ * Backward of attention_forward (twin: layers.attentionBackward); dqkv[B,T,3C] accumulates.
+ * scratch: T·T floats (the twin needs only T: this one keeps a whole [T,T] dscores block so the
+ * products stay matmuls). Per (b, h), with d = dout_h [T,hs]:
+ *   datt = d·v_hᵀ (causal row blocks)  → dpre = softmax backward, in place (scale included)
+ *   dv_h += attᵀ·d;  dq_h += dpre·k_h;  dk_h += dpreᵀ·q_h
+ * Transposed products over the triangle: output rows [j0, j0+mb) of dv_h/dk_h only get
+ * contributions from t ≥ j0, so their K range starts at j0 (att/dpre are 0 above the diagonal).
+ * Uses matmul_ld, so this instance's packing scratch must be set (and must not overlap `scratch`).
+ */
+export function attention_backward(
+  dqkv: usize, scratch: usize, dout: usize, qkv: usize, att: usize, B: i32, T: i32, C: i32, NH: i32,
+): void {
+  const hs = C / NH;
+  const scl = <f32>(1.0 / Math.sqrt(<f64>hs));
+  const C3 = 3 * C;
+  const rowQ = <usize>C3 << 2, rowO = <usize>C << 2, rowA = <usize>T << 2;
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < NH; h++) {
+      const headOff = <usize>b * <usize>T * rowQ + (<usize>(h * hs) << 2);
+      const q = qkv + headOff, k = q + rowO, v = k + rowO;
+      const dq = dqkv + headOff, dk = dq + rowO, dv = dk + rowO;
+      const a = att + <usize>(b * NH + h) * <usize>T * rowA;
+      const d = dout + <usize>b * <usize>T * rowO + (<usize>(h * hs) << 2);
+      const s = scratch;
+      for (let i0 = 0; i0 < T; i0 += ATT_RB) {
+        const mb = min(ATT_RB, T - i0);
+        const nk = i0 + mb;
+        matmul_ld(s + <usize>i0 * rowA, T, d + <usize>i0 * rowO, C, v, C3, 0, mb, nk, hs, TRANS_B);
+        for (let t = i0; t < nk; t++) {
+          const r = <usize>t * rowA;
+          softmaxBackRowCausal(s + r, a + r, s + r, t + 1, T, scl);
+        }
+        // dq_h[i0:] += dpre[i0:, 0:nk]·k_h[0:nk]
+        matmul_ld(dq + <usize>i0 * rowQ, C3, s + <usize>i0 * rowA, T, k, C3, 0, mb, hs, nk, ACCUMULATE);
+      }
+      for (let j0 = 0; j0 < T; j0 += ATT_RB) {
+        const mb = min(ATT_RB, T - j0);
+        const diag = <usize>j0 * rowA + (<usize>j0 << 2); // element [j0, j0]
+        // dv_h[j0:j0+mb] += att[j0:T, j0:j0+mb]ᵀ·d[j0:T]
+        matmul_ld(dv + <usize>j0 * rowQ, C3, a + diag, T, d + <usize>j0 * rowO, C, 0, mb, hs, T - j0, TRANS_A | ACCUMULATE);
+        // dk_h[j0:j0+mb] += dpre[j0:T, j0:j0+mb]ᵀ·q_h[j0:T]
+        matmul_ld(dk + <usize>j0 * rowQ, C3, s + diag, T, q + <usize>j0 * rowQ, C3, 0, mb, hs, T - j0, TRANS_A | ACCUMULATE);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Optimizer (twins: adamw.adamwUpdateRange, adamw.sumSquares).
+
+/**
+ * AdamW on n contiguous parameters (one tensor, or a slice of one — decay is per tensor):
+ *   g = grads·gradScale (the clipping coefficient: the gradient itself is not rewritten);  m = b1·m + (1−b1)·g;  v = b2·v + (1−b2)·g²
+ *   p = p·decay − stepSize·m/(sqrt(v)/bc2Sqrt + eps)
+ * with decay = 1 − lr·wd (or 1), stepSize = lr/(1 − b1^t), bc2Sqrt = sqrt(1 − b2^t) computed by
+ * the caller once per step. Constants are rounded to float32 here; all math is float32.
+ * Memory-bound (7 streams of n floats).
+ */
+export function adamw_update(
+  params: usize, grads: usize, m: usize, v: usize, n: i32,
+  beta1: f64, beta2: f64, eps: f64, decay: f64, stepSize: f64, bc2Sqrt: f64, gradScale: f64,
+): void {
+  const gs = <f32>gradScale, b1 = <f32>beta1, b2 = <f32>beta2, c1 = <f32>(1 - beta1), c2 = <f32>(1 - beta2);
+  const ep = <f32>eps, dc = <f32>decay, st = <f32>stepSize, bc = <f32>bc2Sqrt;
+  const gsv = f32x4.splat(gs), b1v = f32x4.splat(b1), b2v = f32x4.splat(b2), c1v = f32x4.splat(c1), c2v = f32x4.splat(c2);
+  const epv = f32x4.splat(ep), dcv = f32x4.splat(dc), stv = f32x4.splat(st), bcv = f32x4.splat(bc);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const g = f32x4.mul(v128.load(grads + o), gsv);
+    const mi = f32x4.add(f32x4.mul(b1v, v128.load(m + o)), f32x4.mul(c1v, g));
+    const vi = f32x4.add(f32x4.mul(b2v, v128.load(v + o)), f32x4.mul(f32x4.mul(c2v, g), g));
+    v128.store(m + o, mi);
+    v128.store(v + o, vi);
+    const den = f32x4.add(f32x4.div(f32x4.sqrt(vi), bcv), epv);
+    const p = f32x4.sub(f32x4.mul(v128.load(params + o), dcv), f32x4.div(f32x4.mul(stv, mi), den));
+    v128.store(params + o, p);
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const g = load<f32>(grads + o) * gs;
+    const mi = b1 * load<f32>(m + o) + c1 * g;
+    const vi = b2 * load<f32>(v + o) + c2 * g * g;
+    store<f32>(m + o, mi);
+    store<f32>(v + o, vi);
+    store<f32>(params + o, load<f32>(params + o) * dc - st * mi / (Mathf.sqrt(vi) / bc + ep));
+  }
+}
+
+/** Σ x[i]² over n floats, squares and sums in float64 (for the global gradient norm). */
+export function sum_squares(x: usize, n: i32): f64 {
+  let a0 = f64x2.splat(0), a1 = f64x2.splat(0), a2 = f64x2.splat(0), a3 = f64x2.splat(0);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const o = <usize>i << 2;
+    const u = v128.load(x + o), w = v128.load(x + o, 16);
+    const u0 = f64x2.promote_low_f32x4(u), u1 = f64x2.promote_low_f32x4(highHalf(u));
+    const w0 = f64x2.promote_low_f32x4(w), w1 = f64x2.promote_low_f32x4(highHalf(w));
+    a0 = f64x2.add(a0, f64x2.mul(u0, u0));
+    a1 = f64x2.add(a1, f64x2.mul(u1, u1));
+    a2 = f64x2.add(a2, f64x2.mul(w0, w0));
+    a3 = f64x2.add(a3, f64x2.mul(w1, w1));
+  }
+  let s = hsum64(f64x2.add(f64x2.add(a0, a1), f64x2.add(a2, a3)));
+  for (; i < n; i++) {
+    const g = <f64>load<f32>(x + (<usize>i << 2));
+    s += g * g;
+  }
+  return s;
 }
