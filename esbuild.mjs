@@ -6,9 +6,10 @@ import { chmodSync } from 'node:fs';
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
 
-/** Node bundles: the CLI, the training worker thread, and piscina's worker runtime. */
+/** Node bundles: the CLI, the language server, the training worker thread, and piscina's worker runtime. */
 const nodeBundles = [
   { entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } },
+  { entryPoints: ['src/server/main.ts'], outfile: 'dist/server.js' },
   { entryPoints: ['src/worker/trainWorker.ts'], outfile: 'dist/trainWorker.js' },
   // piscina starts its threads from `${__dirname}/worker.js`; bundled, __dirname is dist/.
   { entryPoints: ['node_modules/piscina/dist/worker.js'], outfile: 'dist/worker.js' },

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Gpt } from '../src/ml/gpt';
-import { InferenceSession, sampleToken } from '../src/ml/sample';
+import { contextWindow, InferenceSession, sampleToken } from '../src/ml/sample';
 import { Rng } from '../src/ml/rng';
 import { assertClose } from './helpers';
 
@@ -18,6 +18,15 @@ function fullForwardLast(model: Gpt, ids: number[]): Float32Array {
   const V = model.cfg.vocabSize;
   return Float32Array.from(model.logitsView().subarray((ids.length - 1) * V, ids.length * V));
 }
+
+test('batched prefill (cold and on top of a cache) gives the same logits as a full forward', () => {
+  const model = randomModel();
+  const ids = [1, 5, 7, 2, 22, 0, 3, 9];
+  const s = new InferenceSession(model);
+  assertClose(s.prime(ids.slice(0, 5)), fullForwardLast(model, ids.slice(0, 5)), 1e-5, 'cold prefill of 5');
+  assertClose(s.prime(ids), fullForwardLast(model, ids), 1e-5, 'prefill of 3 more on the cache');
+  assert.deepEqual(s.cachedTokens(), ids);
+});
 
 test('KV-cached decoding gives the same logits as a full forward at every position', () => {
   const model = randomModel();
@@ -38,7 +47,7 @@ test('prime reuses the cached prefix and matches a fresh session', () => {
   assert.equal(a.commonPrefix([1, 2, 3, 9]), 3);
   const reused = Float32Array.from(a.prime([1, 2, 3, 9, 10]));
   const fresh = Float32Array.from(new InferenceSession(model).prime([1, 2, 3, 9, 10]));
-  assert.deepEqual(reused, fresh);
+  assertClose(reused, fresh, 1e-5, "reused prefix vs fresh");
 });
 
 test('past the context length the window slides and stays equal to a full forward of the kept tokens', () => {
@@ -48,9 +57,20 @@ test('past the context length the window slides and stays equal to a full forwar
   session.prime(ids);
   const logits = session.append(5); // context 8 is full: keeps the last 4, then appends
   assertClose(logits, fullForwardLast(model, [5, 9, 2, 6, 5]), 1e-5, 'after slide');
-  // A prompt longer than the context keeps its last contextLength tokens.
-  const long = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
-  assertClose(new InferenceSession(model).prime(long), fullForwardLast(model, long.slice(-8)), 1e-5, 'long prompt');
+  assert.throws(() => new InferenceSession(model).prime([1, 2, 3, 4, 5, 6, 7, 8, 9]), /exceed the context/);
+});
+
+test('contextWindow keeps the tail, leaves room for new tokens, and moves in quarter-context steps', () => {
+  const ids = Array.from({ length: 100 }, (_, i) => i);
+  assert.deepEqual(contextWindow(ids.slice(0, 20), 64, 16), ids.slice(0, 20));
+  const w = contextWindow(ids, 64, 16);
+  assert.ok(w.length <= 48 && w.length > 48 - 16);
+  assert.equal(w[w.length - 1], 99);
+  // Typing a few more tokens keeps the same window start (so the cache stays valid)...
+  assert.equal(contextWindow([...ids, 100, 101], 64, 16)[0], w[0]);
+  // ...until the prompt outgrows it, then it jumps by a quarter context.
+  const later = contextWindow([...ids, ...Array.from({ length: 20 }, (_, i) => 100 + i)], 64, 16);
+  assert.equal(later[0]! - w[0]!, 16);
 });
 
 test('sampling: greedy is argmax; top-p keeps only the nucleus; banned tokens never appear', () => {

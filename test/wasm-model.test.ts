@@ -6,6 +6,7 @@ import { Rng } from '../src/ml/rng';
 import { createWasmRuntime } from '../src/ml/wasmRuntime';
 import { readKernelWasm } from '../src/server/distFiles';
 import { assertClose } from './helpers';
+import { InferenceSession } from '../src/ml/sample';
 
 const wasm = readKernelWasm();
 
@@ -28,4 +29,19 @@ test('wasm-backed GPT matches the TypeScript backend (loss, logits, every gradie
   const lf = fast.forward(ids, targets, B, T), ls = slow.forward(ids, targets, B, T);
   assert.ok(Math.abs(lf - ls) < 1e-5 * ls, `loss ${lf} vs ${ls}`);
   for (const t of slow.layout) assertClose(fast.gradTensor(t.name), slow.gradTensor(t.name), 1e-4, `grad ${t.name}`);
+});
+
+test('KV-cached inference on the wasm backend matches the TypeScript backend', { skip: wasm === null ? 'dist/kernels.wasm missing: run `node esbuild.mjs`' : false }, () => {
+  const cfg = { vocabSize: 53, contextLength: 24, dModel: 32, nLayer: 2, nHead: 4 };
+  const rt = createWasmRuntime(wasm!);
+  const fast = new Gpt(cfg, { alloc: rt.arena.alloc, ops: rt.ops });
+  const slow = new Gpt(cfg);
+  const rng = new Rng(9);
+  for (let i = 0; i < slow.params.length; i++) slow.params[i] = rng.normal() * 0.2;
+  fast.params.set(slow.params);
+  const a = new InferenceSession(fast), b = new InferenceSession(slow);
+  const ids = Array.from({ length: 17 }, () => rng.int(cfg.vocabSize));
+  assertClose(a.prime(ids.slice(0, 12)), b.prime(ids.slice(0, 12)), 1e-5, 'cold prefill');
+  assertClose(a.prime(ids.slice(0, 15)), b.prime(ids.slice(0, 15)), 1e-5, 'prefill on the cache');
+  for (const id of ids.slice(15)) assertClose(a.append(id), b.append(id), 1e-5, 'decode');
 });

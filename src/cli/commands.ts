@@ -5,7 +5,10 @@
 import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 import { isPresetName, parameterCount, PRESETS, TrainConfig } from '../ml/config';
-import { InferenceSession, sampleToken } from '../ml/sample';
+import { contextWindow, sampleToken } from '../ml/sample';
+import { loadServingModel } from '../server/servingModel';
+import { createConnection, ProposedFeatures, StreamMessageReader, StreamMessageWriter } from 'vscode-languageserver/node';
+import { startLanguageServer } from '../server/languageServer';
 import { Rng } from '../ml/rng';
 import { runTraining } from '../server/trainer';
 import { loadCheckpoint } from '../server/checkpoint';
@@ -22,6 +25,9 @@ Usage:
   workspace-lm complete --checkpoint DIR [--max-tokens N] [--temperature T] [--top-p P] [--seed N]
                      (reads the prompt on stdin, prints the continuation)
   workspace-lm info --checkpoint DIR [--json]
+  workspace-lm serve --stdio [--checkpoint DIR]
+                     (LSP server with inline completions; without --checkpoint it serves the
+                     newest checkpoint of <workspace root>/.workspace-lm)
 
 Options:
   --out DIR      where the run lives (default: <folder>/.workspace-lm)
@@ -117,14 +123,15 @@ export async function completeCommand(argv: string[]): Promise<number> {
   const temperature = numFlag(values.temperature, 'temperature', 0, 10) ?? 0;
   const topP = numFlag(values['top-p'], 'top-p', 0.01, 1) ?? 1;
   const rng = new Rng(intFlag(values.seed, 'seed', 0) ?? 0);
-  const ck = await loadCheckpoint(values.checkpoint);
-  for (const r of ck.rejected) process.stderr.write(`warning: skipped damaged checkpoint: ${r.reason}\n`);
+  const served = await loadServingModel(values.checkpoint);
+  for (const r of served.rejected) process.stderr.write(`warning: skipped damaged checkpoint: ${r.reason}\n`);
   const prompt = await readStdin();
-  const tok = ck.tokenizer;
+  const tok = served.tokenizer;
   const ids = Array.from(tok.encodeBytes(new TextEncoder().encode(prompt)));
   // An empty prompt starts a new file: the end-of-text token is what precedes every file.
-  const context = ids.length === 0 ? [tok.eotId] : ids;
-  const session = new InferenceSession(ck.model);
+  const P = served.model.cfg.contextLength;
+  const context = contextWindow(ids.length === 0 ? [tok.eotId] : ids, P, Math.min(maxTokens, Math.floor(P / 2)));
+  const session = served.session;
   let logits = session.prime(context);
   // Tokens are decoded as bytes and written when they form complete UTF-8 characters.
   const decoder = new TextDecoder('utf-8');
@@ -136,6 +143,23 @@ export async function completeCommand(argv: string[]): Promise<number> {
     logits = session.append(id);
   }
   process.stdout.write(decoder.decode() + '\n');
+  return 0;
+}
+
+export async function serveCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { stdio: { type: 'boolean' }, checkpoint: { type: 'string' }, 'poll-ms': { type: 'string' } });
+  if (values.stdio !== true) throw new UsageError('serve speaks LSP over stdio: run `workspace-lm serve --stdio [--checkpoint DIR]`');
+  // stdout is the LSP channel from here on: route stray logging to stderr.
+  console.log = console.error;
+  const connection = createConnection(ProposedFeatures.all, new StreamMessageReader(process.stdin), new StreamMessageWriter(process.stdout));
+  const pollMs = intFlag(values['poll-ms'], 'poll-ms', 50);
+  startLanguageServer(connection, {
+    ...(values.checkpoint !== undefined ? { modelDir: path.resolve(values.checkpoint) } : {}),
+    ...(pollMs !== undefined ? { pollMs } : {}),
+    log: (m) => process.stderr.write(`workspace-lm: ${m}\n`),
+  });
+  // Runs until the client sends exit (vscode-languageserver then ends the process) or closes stdin.
+  await new Promise<void>((resolve) => process.stdin.on('close', resolve));
   return 0;
 }
 

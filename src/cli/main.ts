@@ -1,10 +1,11 @@
 // Entry point of the `workspace-lm` command: dispatch, and errors as one line with an exit code.
-import { completeCommand, infoCommand, trainCommand, UsageError, USAGE } from './commands';
+import { completeCommand, infoCommand, serveCommand, trainCommand, UsageError, USAGE } from './commands';
 
 const commands: Record<string, (argv: string[]) => Promise<number>> = {
   train: trainCommand,
   complete: completeCommand,
   info: infoCommand,
+  serve: serveCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

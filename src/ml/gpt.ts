@@ -181,7 +181,8 @@ export class Gpt {
   /** [N,V] logits of the last forward without targets (allocated only when asked for). */
   private fullLogits: Floats | null = null;
   readonly ops: Ops;
-  private readonly alloc: FloatAlloc;
+  /** Where this model allocates (also used by inference sessions for their caches). */
+  readonly alloc: FloatAlloc;
 
   constructor(cfg: ModelConfig, options: DType | GptOptions = {}) {
     const opts: GptOptions = typeof options === 'string' ? { dtype: options } : options;

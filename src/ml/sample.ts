@@ -1,39 +1,66 @@
-// Inference: one token at a time with a key/value cache, so each new token costs one pass over the
-// weights (≈ 2 × params FLOPs) instead of re-running the whole context; plus sampling.
+// Inference with a key/value cache. A prompt is prefilled in one batched pass (matrix products
+// of all its rows at once, so they run at the kernels' speed), then each new token costs one pass
+// over the weights with M = 1. Consecutive prompts that share a prefix (the user typed one more
+// character) keep the cached keys and values of that prefix and only prefill the rest.
+// Buffers come from the model's allocator, so with the WASM backend they live in kernel memory.
 
 import type { Gpt } from './gpt';
-import { Floats, geluForward, layernormForward, matmulForward } from './layers';
+import type { Floats } from './layers';
 import { Rng } from './rng';
+
+interface LayerWeights {
+  ln1w: Floats; ln1b: Floats; qkvw: Floats; qkvb: Floats; projw: Floats; projb: Floats;
+  ln2w: Floats; ln2b: Floats; fcw: Floats; fcb: Floats; fcprojw: Floats; fcprojb: Floats;
+}
 
 export class InferenceSession {
   private readonly model: Gpt;
   /** Per layer: keys and values of every cached position, [contextLength, C] each. */
-  private readonly kCache: Float32Array[];
-  private readonly vCache: Float32Array[];
-  /** Token ids currently in the cache, in order. */
+  private readonly kCache: Floats[];
+  private readonly vCache: Floats[];
+  /** Token ids currently in the cache, in order (position i holds tokens[i]). */
   private readonly tokens: number[] = [];
-  // Scratch for one position.
-  private readonly x: Float32Array; private readonly ln: Float32Array; private readonly qkv: Float32Array;
-  private readonly atty: Float32Array; private readonly tmp: Float32Array; private readonly fch: Float32Array;
-  private readonly fchGelu: Float32Array; private readonly att: Float32Array; private readonly logits: Float32Array;
-  private readonly stat: Float32Array;
-  private readonly w: { [name: string]: Floats };
+  // Scratch for up to P rows: x, ln, atty, tmp [P,C]; qkv [P,3C]; fch, gelu [P,4C].
+  private readonly x: Floats; private readonly ln: Floats; private readonly qkv: Floats; private readonly atty: Floats;
+  private readonly tmp: Floats; private readonly fch: Floats; private readonly gelu: Floats;
+  private readonly mean: Floats; private readonly rstd: Floats;
+  /** [NH, P, P] attention probabilities of a prefill from position 0. */
+  private readonly attBlock: Floats;
+  /** [P] scores of one row against the cache. */
+  private readonly attRow: Float64Array;
+  private readonly logits: Floats;
+  private readonly layers: LayerWeights[];
+  private readonly wte: Floats; private readonly wpe: Floats; private readonly lnfw: Floats; private readonly lnfb: Floats;
 
   constructor(model: Gpt) {
     this.model = model;
-    const { dModel: C, contextLength: P, nLayer: L, vocabSize: V } = model.cfg;
-    this.kCache = Array.from({ length: L }, () => new Float32Array(P * C));
-    this.vCache = Array.from({ length: L }, () => new Float32Array(P * C));
-    this.x = new Float32Array(C); this.ln = new Float32Array(C); this.qkv = new Float32Array(3 * C);
-    this.atty = new Float32Array(C); this.tmp = new Float32Array(C); this.fch = new Float32Array(4 * C);
-    this.fchGelu = new Float32Array(4 * C); this.att = new Float32Array(P); this.logits = new Float32Array(V);
-    this.stat = new Float32Array(2);
-    this.w = {};
-    for (const t of model.layout) this.w[t.name] = model.params.subarray(t.offset, t.offset + t.size);
+    const { dModel: C, contextLength: P, nLayer: L, nHead: NH, vocabSize: V } = model.cfg;
+    const a = model.alloc;
+    this.kCache = Array.from({ length: L }, () => a(P * C));
+    this.vCache = Array.from({ length: L }, () => a(P * C));
+    this.x = a(P * C); this.ln = a(P * C); this.qkv = a(P * 3 * C); this.atty = a(P * C); this.tmp = a(P * C);
+    this.fch = a(P * 4 * C); this.gelu = a(P * 4 * C); this.mean = a(P); this.rstd = a(P);
+    this.attBlock = a(NH * P * P); this.attRow = new Float64Array(P); this.logits = a(V);
+    const t = (name: string): Floats => model.tensor(name);
+    this.wte = t('transformer.wte.weight'); this.wpe = t('transformer.wpe.weight');
+    this.lnfw = t('transformer.ln_f.weight'); this.lnfb = t('transformer.ln_f.bias');
+    this.layers = Array.from({ length: L }, (_, l) => {
+      const p = `transformer.h.${l}.`;
+      return {
+        ln1w: t(p + 'ln_1.weight'), ln1b: t(p + 'ln_1.bias'), qkvw: t(p + 'attn.c_attn.weight'), qkvb: t(p + 'attn.c_attn.bias'),
+        projw: t(p + 'attn.c_proj.weight'), projb: t(p + 'attn.c_proj.bias'), ln2w: t(p + 'ln_2.weight'), ln2b: t(p + 'ln_2.bias'),
+        fcw: t(p + 'mlp.c_fc.weight'), fcb: t(p + 'mlp.c_fc.bias'), fcprojw: t(p + 'mlp.c_proj.weight'), fcprojb: t(p + 'mlp.c_proj.bias'),
+      };
+    });
   }
 
   get length(): number {
     return this.tokens.length;
+  }
+
+  /** The cached token ids (a copy). */
+  cachedTokens(): number[] {
+    return this.tokens.slice();
   }
 
   reset(): void {
@@ -48,94 +75,132 @@ export class InferenceSession {
   }
 
   /**
-   * Makes the cache hold exactly `ids` (the last contextLength of them), reusing the cached
-   * prefix, and returns the logits [V] for the next token. The returned array is reused.
+   * Makes the cache hold exactly `ids` (at most contextLength of them, position 0 = ids[0]),
+   * reusing the cached common prefix, and returns the logits [V] for the next token.
+   * The returned array is reused by the next call.
    */
-  prime(ids: ArrayLike<number>): Float32Array {
+  prime(ids: ArrayLike<number>): Floats {
     const P = this.model.cfg.contextLength;
-    const start = Math.max(0, ids.length - P);
-    const window = Array.from({ length: ids.length - start }, (_, i) => ids[start + i]!);
-    if (window.length === 0) throw new Error('prime: empty context');
-    // Positions are absolute within the window, so a shifted window cannot reuse the cache.
-    const keep = start === 0 ? Math.min(this.commonPrefix(window), window.length - 1) : 0;
+    if (ids.length === 0) throw new Error('prime: empty context');
+    if (ids.length > P) throw new Error(`prime: ${ids.length} tokens exceed the context of ${P}; pass a window`);
+    // At least the last token is recomputed: its logits are the answer.
+    const keep = Math.min(this.commonPrefix(ids), ids.length - 1);
     this.tokens.length = keep;
-    let logits: Float32Array | null = null;
-    for (let i = keep; i < window.length; i++) logits = this.step(window[i]!);
-    return logits!;
+    const rest = Array.from({ length: ids.length - keep }, (_, i) => ids[keep + i]!);
+    return this.prefill(rest);
   }
 
   /** Appends one token (sliding the window when the context is full); returns logits [V]. */
-  append(id: number): Float32Array {
+  append(id: number): Floats {
     const P = this.model.cfg.contextLength;
     if (this.tokens.length >= P) {
-      // Keep the most recent half and re-encode it at positions 0..: amortises the recompute.
+      // Keep the most recent half, re-encoded at positions 0..: amortises the recompute.
       const kept = this.tokens.slice(this.tokens.length - Math.floor(P / 2));
       this.tokens.length = 0;
-      for (const t of kept) this.step(t);
+      return this.prefill([...kept, id]);
     }
-    return this.step(id);
+    return this.prefill([id]);
   }
 
-  /** Forward of one token at position tokens.length. Shapes: x[C], qkv[3C], fch[4C], logits[V]. */
-  private step(id: number): Float32Array {
-    const { dModel: C, nHead: NH, nLayer: L, vocabSize: V } = this.model.cfg;
-    if (!(id >= 0 && id < V)) throw new Error(`token id ${id} out of range [0, ${V})`);
-    const pos = this.tokens.length;
+  /**
+   * Runs `ids` at positions tokens.length.. as one batch of M rows, appending their keys and
+   * values to the cache; returns the logits of the last row.
+   * Shapes: x[M,C], qkv[M,3C], fch/gelu[M,4C]; cache [P,C] per layer.
+   */
+  private prefill(ids: number[]): Floats {
+    const { dModel: C, nHead: NH, vocabSize: V } = this.model.cfg;
+    const ops = this.model.ops;
+    const M = ids.length;
+    const pos0 = this.tokens.length;
     const hs = C / NH;
+    for (const id of ids) if (!(id >= 0 && id < V)) throw new Error(`token id ${id} out of range [0, ${V})`);
+    const x = this.x.subarray(0, M * C), ln = this.ln.subarray(0, M * C), qkv = this.qkv.subarray(0, M * 3 * C);
+    const atty = this.atty.subarray(0, M * C), tmp = this.tmp.subarray(0, M * C);
+    const fch = this.fch.subarray(0, M * 4 * C), gelu = this.gelu.subarray(0, M * 4 * C);
+    const mean = this.mean.subarray(0, M), rstd = this.rstd.subarray(0, M);
+    for (let i = 0; i < M; i++) {
+      const o = i * C, e = ids[i]! * C, p = (pos0 + i) * C;
+      for (let c = 0; c < C; c++) x[o + c] = this.wte[e + c]! + this.wpe[p + c]!;
+    }
+    for (let l = 0; l < this.layers.length; l++) {
+      const w = this.layers[l]!;
+      const kc = this.kCache[l]!, vc = this.vCache[l]!;
+      ops.layernormForward(ln, mean, rstd, x, w.ln1w, w.ln1b, M, C);
+      ops.matmulForward(qkv, ln, w.qkvw, w.qkvb, M, C, 3 * C);
+      for (let i = 0; i < M; i++) {
+        kc.set(qkv.subarray(i * 3 * C + C, i * 3 * C + 2 * C), (pos0 + i) * C);
+        vc.set(qkv.subarray(i * 3 * C + 2 * C, i * 3 * C + 3 * C), (pos0 + i) * C);
+      }
+      if (pos0 === 0 && M > 1) {
+        // A fresh prompt: plain causal attention over its own rows (the batched kernel).
+        ops.attentionForward(atty, this.attBlock.subarray(0, NH * M * M), qkv, 1, M, C, NH);
+      } else {
+        this.cachedAttention(atty, qkv, kc, vc, pos0, M, C, NH, hs);
+      }
+      ops.matmulForward(tmp, atty, w.projw, w.projb, M, C, C);
+      ops.residualForward(x, x, tmp, M * C);
+      ops.layernormForward(ln, mean, rstd, x, w.ln2w, w.ln2b, M, C);
+      ops.matmulForward(fch, ln, w.fcw, w.fcb, M, C, 4 * C);
+      ops.geluForward(gelu, fch, M * 4 * C);
+      ops.matmulForward(tmp, gelu, w.fcprojw, w.fcprojb, M, 4 * C, C);
+      ops.residualForward(x, x, tmp, M * C);
+    }
+    // Only the last row's logits are needed.
+    const last = x.subarray((M - 1) * C, M * C);
+    const lnLast = ln.subarray(0, C);
+    ops.layernormForward(lnLast, mean.subarray(0, 1), rstd.subarray(0, 1), last, this.lnfw, this.lnfb, 1, C);
+    ops.headForward(this.logits, lnLast, this.wte, 1, C, V);
+    for (const id of ids) this.tokens.push(id);
+    return this.logits;
+  }
+
+  /** Row i (position pos0+i) attends to cached positions 0..pos0+i. out[M,C]; q from qkv[M,3C]. */
+  private cachedAttention(out: Floats, qkv: Floats, kc: Floats, vc: Floats, pos0: number, M: number, C: number, NH: number, hs: number): void {
     const scale = 1 / Math.sqrt(hs);
-    const w = this.w;
-    const { x, ln, qkv, atty, tmp, fch, fchGelu, att, stat } = this;
-    const wte = w['transformer.wte.weight']!;
-    const wpe = w['transformer.wpe.weight']!;
-    for (let c = 0; c < C; c++) x[c] = wte[id * C + c]! + wpe[pos * C + c]!;
-    for (let l = 0; l < L; l++) {
-      const p = `transformer.h.${l}.`;
-      layernormForward(ln, stat.subarray(0, 1), stat.subarray(1, 2), x, w[p + 'ln_1.weight']!, w[p + 'ln_1.bias']!, 1, C);
-      matmulForward(qkv, ln, w[p + 'attn.c_attn.weight']!, w[p + 'attn.c_attn.bias']!, 1, C, 3 * C);
-      const kc = this.kCache[l]!;
-      const vc = this.vCache[l]!;
-      kc.set(qkv.subarray(C, 2 * C), pos * C);
-      vc.set(qkv.subarray(2 * C, 3 * C), pos * C);
+    const att = this.attRow;
+    for (let i = 0; i < M; i++) {
+      const last = pos0 + i;
       for (let h = 0; h < NH; h++) {
-        const ho = h * hs;
+        const q = i * 3 * C + h * hs;
         let max = -Infinity;
-        for (let t = 0; t <= pos; t++) {
+        for (let t = 0; t <= last; t++) {
+          const k = t * C + h * hs;
           let s = 0;
-          for (let i = 0; i < hs; i++) s += qkv[ho + i]! * kc[t * C + ho + i]!;
+          for (let d = 0; d < hs; d++) s += qkv[q + d]! * kc[k + d]!;
           s *= scale;
           att[t] = s;
           if (s > max) max = s;
         }
         let sum = 0;
-        for (let t = 0; t <= pos; t++) {
+        for (let t = 0; t <= last; t++) {
           const e = Math.exp(att[t]! - max);
           att[t] = e;
           sum += e;
         }
-        for (let i = 0; i < hs; i++) atty[ho + i] = 0;
-        for (let t = 0; t <= pos; t++) {
+        const o = i * C + h * hs;
+        for (let d = 0; d < hs; d++) out[o + d] = 0;
+        for (let t = 0; t <= last; t++) {
           const pr = att[t]! / sum;
-          for (let i = 0; i < hs; i++) atty[ho + i] += pr * vc[t * C + ho + i]!;
+          const v = t * C + h * hs;
+          for (let d = 0; d < hs; d++) out[o + d] += pr * vc[v + d]!;
         }
       }
-      matmulForward(tmp, atty, w[p + 'attn.c_proj.weight']!, w[p + 'attn.c_proj.bias']!, 1, C, C);
-      for (let c = 0; c < C; c++) x[c] += tmp[c]!;
-      layernormForward(ln, stat.subarray(0, 1), stat.subarray(1, 2), x, w[p + 'ln_2.weight']!, w[p + 'ln_2.bias']!, 1, C);
-      matmulForward(fch, ln, w[p + 'mlp.c_fc.weight']!, w[p + 'mlp.c_fc.bias']!, 1, C, 4 * C);
-      geluForward(fchGelu, fch, 4 * C);
-      matmulForward(tmp, fchGelu, w[p + 'mlp.c_proj.weight']!, w[p + 'mlp.c_proj.bias']!, 1, 4 * C, C);
-      for (let c = 0; c < C; c++) x[c] += tmp[c]!;
     }
-    layernormForward(ln, stat.subarray(0, 1), stat.subarray(1, 2), x, w['transformer.ln_f.weight']!, w['transformer.ln_f.bias']!, 1, C);
-    const logits = this.logits;
-    for (let v = 0; v < V; v++) {
-      let s = 0;
-      for (let c = 0; c < C; c++) s += ln[c]! * wte[v * C + c]!;
-      logits[v] = s;
-    }
-    this.tokens.push(id);
-    return logits;
   }
+}
+
+/**
+ * The part of a long prompt that fits the context with `reserve` positions left for new tokens.
+ * The start moves in steps of a quarter context, not token by token, so while the user types the
+ * window (and with it every cached key and value) stays the same for many keystrokes.
+ */
+export function contextWindow(ids: ArrayLike<number>, contextLength: number, reserve: number): number[] {
+  const maxPrompt = Math.max(1, contextLength - reserve);
+  const all = Array.from(ids);
+  if (all.length <= maxPrompt) return all;
+  const step = Math.max(1, Math.floor(contextLength / 4));
+  const start = Math.ceil((all.length - maxPrompt) / step) * step;
+  return all.slice(start);
 }
 
 export interface SamplingOptions {
@@ -146,7 +211,7 @@ export interface SamplingOptions {
 }
 
 /** Picks the next token from logits[V]. Also returns its log-probability (for confidence cut-offs). */
-export function sampleToken(logits: Float32Array, opts: SamplingOptions, rng: Rng, banned?: ReadonlySet<number>): { id: number; logProb: number } {
+export function sampleToken(logits: Floats, opts: SamplingOptions, rng: Rng, banned?: ReadonlySet<number>): { id: number; logProb: number } {
   const V = logits.length;
   let max = -Infinity;
   let argmax = 0;

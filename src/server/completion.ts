@@ -1,0 +1,239 @@
+// Completions from the served model: the text before the cursor → tokens → a stable context window
+// → KV-cached decoding (reusing the cache of the unchanged prefix) → stop rules → a suggestion, or
+// nothing when the model is unsure. Independent of LSP: the language server adapts requests to it.
+
+import { createHash } from 'node:crypto';
+import { contextWindow, sampleToken } from '../ml/sample';
+import { Rng } from '../ml/rng';
+import type { CompletionSettings } from '../shared/protocol';
+import { checkStop, trimAgainstSuffix } from './stopRules';
+import type { ServingModel } from './servingModel';
+
+export interface CompletionRequest {
+  /** Identifies the document for the typing-continuation cache. */
+  uri: string;
+  /** Whole document text and the cursor as an offset into it. */
+  text: string;
+  offset: number;
+}
+
+export interface CompletionResult {
+  /** The text to insert at the cursor ('' = no suggestion). */
+  text: string;
+  /** Why there is or is not a suggestion (for logs, tests and the benchmark). */
+  reason: 'ok' | 'cached' | 'continued' | 'no-model' | 'too-large' | 'binary' | 'cancelled' | 'low-confidence' | 'empty' | 'disabled';
+  /** Tokens decoded for this request (0 when answered from a cache). */
+  tokens: number;
+  /** Prompt tokens that had to be computed (the rest came from the KV cache). */
+  prefilled: number;
+  meanLogProb?: number;
+}
+
+/** Polled between tokens; when it returns true decoding stops (a newer request or LSP $/cancelRequest). */
+export type IsCancelled = () => boolean;
+
+/** Documents above this are not completed (generated data, dumps): no work at all. */
+export const MAX_DOCUMENT_CHARS = 1_000_000;
+/** Characters before the cursor that are tokenized: plenty for any context window. */
+const TAIL_CHARS_PER_TOKEN = 12;
+/** Block granularity of the tail's start, so its tokenization is stable while typing. */
+const TAIL_ALIGN = 1024;
+const CACHE_ENTRIES = 64;
+/** Yield to the event loop every this many tokens so cancellation messages get through. */
+const YIELD_EVERY = 4;
+
+export class CompletionEngine {
+  private readonly cache = new Map<string, string>();
+  /** The last suggestion per document: typing its next characters keeps it without recomputing. */
+  private readonly lastByUri = new Map<string, { prefix: string; suggestion: string; step: number | null }>();
+  private readonly rng = new Rng(0);
+
+  constructor(private readonly getModel: () => ServingModel | null, private settings: CompletionSettings) {}
+
+  updateSettings(s: CompletionSettings): void {
+    this.settings = s;
+    this.cache.clear();
+    this.lastByUri.clear();
+  }
+
+  forget(uri: string): void {
+    this.lastByUri.delete(uri);
+  }
+
+  async complete(req: CompletionRequest, isCancelled: IsCancelled): Promise<CompletionResult> {
+    const none = (reason: CompletionResult['reason']): CompletionResult => ({ text: '', reason, tokens: 0, prefilled: 0 });
+    const s = this.settings;
+    if (!s.enabled) return none('disabled');
+    if (req.text.length > MAX_DOCUMENT_CHARS) return none('too-large');
+    if (req.text.includes('\u0000')) return none('binary');
+    const served = this.getModel();
+    if (served === null) return none('no-model');
+    const offset = Math.max(0, Math.min(req.offset, req.text.length));
+    const prefix = req.text.slice(0, offset);
+    const lineStart = prefix.lastIndexOf('\n') + 1;
+    const lineEnd = req.text.indexOf('\n', offset);
+    const restOfLine = req.text.slice(offset, lineEnd < 0 ? req.text.length : lineEnd);
+    const linePrefix = prefix.slice(lineStart);
+    const cursorIndent = /^[ \t]*/.exec(linePrefix)![0];
+    const stopCtx = { mode: s.mode, cursorIndent, atLineStart: linePrefix.trim() === '' };
+
+    // Typing-continuation: the user typed the start of the last suggestion.
+    const last = this.lastByUri.get(req.uri);
+    if (last !== undefined && last.step === served.step && prefix.startsWith(last.prefix)) {
+      const typed = prefix.slice(last.prefix.length);
+      if (typed.length > 0 && last.suggestion.startsWith(typed) && last.suggestion.length > typed.length) {
+        const text = trimAgainstSuffix(last.suggestion.slice(typed.length), restOfLine);
+        if (text.length > 0) return { text, reason: 'continued', tokens: 0, prefilled: 0 };
+      }
+    }
+
+    const P = served.model.cfg.contextLength;
+    const tailStart = stableTailStart(prefix, P * TAIL_CHARS_PER_TOKEN);
+    const tail = prefix.slice(tailStart);
+    const key = cacheKey(served.step, s, tail, restOfLine);
+    const hit = this.cache.get(key);
+    if (hit !== undefined) {
+      this.cache.delete(key); // LRU: re-insert as newest
+      this.cache.set(key, hit);
+      this.lastByUri.set(req.uri, { prefix, suggestion: hit, step: served.step });
+      return { text: hit, reason: 'cached', tokens: 0, prefilled: 0 };
+    }
+
+    const tok = served.tokenizer;
+    const ids = Array.from(tok.encodeBytes(new TextEncoder().encode(tail)));
+    // Token healing: the text before the cursor usually ends mid-word ("return Hel"), tokenized
+    // as pieces the model rarely saw at a word's end. Back up over that partial word and let the
+    // first generated tokens re-spell it: they must agree with its bytes.
+    const heal = healingSplit(ids, tok, tail);
+    // A file's first tokens follow <|endoftext|> in training; so does an empty prefix here.
+    const promptIds = ids.slice(0, ids.length - heal.tokens);
+    const prompt = tailStart === 0 ? [tok.eotId, ...promptIds] : promptIds.length > 0 ? promptIds : [tok.eotId];
+    const maxTokens = Math.max(1, Math.min(s.maxTokens, Math.floor(P / 2)));
+    const window = contextWindow(prompt, P, maxTokens);
+    const session = served.session;
+    const reused = Math.min(session.commonPrefix(window), window.length - 1);
+    let logits = session.prime(window);
+    const banned = new Set<number>([tok.specialId('<|fim_prefix|>'), tok.specialId('<|fim_middle|>'), tok.specialId('<|fim_suffix|>')]);
+    const table = tokenTable(served);
+    const decoder = new TextDecoder('utf-8');
+    let generated = '';
+    let logProbSum = 0;
+    let n = 0;
+    let keep = '';
+    let stopped = false;
+    /** Bytes of the healed word still to be re-spelled by generated tokens. */
+    let pending = heal.bytes;
+    for (; n < maxTokens; ) {
+      const masked = pending.length > 0 ? maskToPrefix(logits, table, pending) : logits;
+      if (masked === null) break;
+      const { id, logProb } = sampleToken(masked, { temperature: s.temperature, topP: s.topP }, this.rng, banned);
+      if (id === tok.eotId) break;
+      n++;
+      logProbSum += logProb;
+      let bytes = table[id]!;
+      if (pending.length > 0) {
+        // The token covers (part of) the healed bytes: only what goes beyond them is new text.
+        const covered = Math.min(pending.length, bytes.length);
+        pending = pending.subarray(covered);
+        bytes = bytes.subarray(covered);
+      }
+      generated += decoder.decode(bytes, { stream: true });
+      const d = checkStop(generated, stopCtx);
+      keep = d.keep;
+      if (d.stop) { stopped = true; break; }
+      if (n % YIELD_EVERY === 0) {
+        await new Promise((r) => setImmediate(r));
+        if (isCancelled()) return { ...none('cancelled'), tokens: n, prefilled: window.length - reused };
+      }
+      if (n < maxTokens) logits = session.append(id);
+    }
+    if (!stopped) keep = checkStop(generated + decoder.decode(), stopCtx).keep;
+    if (pending.length > 0) keep = ''; // never re-spelled what was typed: no usable suggestion
+    const meanLogProb = n > 0 ? logProbSum / n : -Infinity;
+    const prefilled = window.length - reused;
+    if (meanLogProb < s.minMeanLogProb) return { text: '', reason: 'low-confidence', tokens: n, prefilled, meanLogProb };
+    const text = trimAgainstSuffix(keep.replace(/[ \t]+$/, ''), restOfLine);
+    this.remember(key, text);
+    this.lastByUri.set(req.uri, { prefix, suggestion: text, step: served.step });
+    return { text, reason: text.length > 0 ? 'ok' : 'empty', tokens: n, prefilled, meanLogProb };
+  }
+
+  private remember(key: string, text: string): void {
+    this.cache.set(key, text);
+    if (this.cache.size > CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
+  }
+}
+
+const tables = new WeakMap<ServingModel, Uint8Array[]>();
+
+/** Every token's bytes (specials as empty: they never spell text), computed once per model. */
+function tokenTable(served: ServingModel): Uint8Array[] {
+  let t = tables.get(served);
+  if (t === undefined) {
+    const tok = served.tokenizer;
+    t = Array.from({ length: tok.vocabSize }, (_, id) => (tok.isSpecialId(id) ? new Uint8Array(0) : tok.tokenBytes(id)));
+    tables.set(served, t);
+  }
+  return t;
+}
+
+/** Identifier characters: a prompt ending in one of these ends mid-word. */
+function isWordByte(b: number): boolean {
+  return (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b === 95 || b >= 128;
+}
+
+/** How many trailing tokens to heal: those inside a trailing partial word (at most 4), else the last one. */
+export function healingSplit(ids: number[], tok: { tokenBytes(id: number): Uint8Array }, tail: string): { tokens: number; bytes: Uint8Array } {
+  if (ids.length < 2 || tail.length === 0) return { tokens: 0, bytes: new Uint8Array(0) };
+  let k = 0;
+  const parts: Uint8Array[] = [];
+  while (k < Math.min(4, ids.length - 1)) {
+    const b = tok.tokenBytes(ids[ids.length - 1 - k]!);
+    if (b.length === 0 || !b.every(isWordByte)) break;
+    parts.unshift(b);
+    k++;
+  }
+  if (k === 0) {
+    parts.push(tok.tokenBytes(ids[ids.length - 1]!));
+    k = 1;
+  }
+  const bytes = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) { bytes.set(p, o); o += p.length; }
+  return { tokens: k, bytes };
+}
+
+/** Logits with every token that disagrees with `prefix` (neither extends it nor is a start of it) set to -Infinity. */
+function maskToPrefix(logits: ArrayLike<number>, table: Uint8Array[], prefix: Uint8Array): Float32Array | null {
+  const out = new Float32Array(logits.length);
+  let allowed = 0;
+  for (let id = 0; id < logits.length; id++) {
+    const b = table[id]!;
+    let ok = b.length > 0;
+    for (let i = 0; ok && i < Math.min(b.length, prefix.length); i++) if (b[i] !== prefix[i]) ok = false;
+    out[id] = ok ? logits[id]! : -Infinity;
+    if (ok) allowed++;
+  }
+  return allowed > 0 ? out : null;
+}
+
+/**
+ * Where the tokenized tail of the prefix starts: at a line start, at most ~maxChars before the
+ * cursor, and only moving in TAIL_ALIGN steps — so as the user types, the tail's tokens (and the
+ * KV cache built from them) stay the same except at the very end.
+ */
+function stableTailStart(prefix: string, maxChars: number): number {
+  if (prefix.length <= maxChars) return 0;
+  const aligned = Math.ceil((prefix.length - maxChars) / TAIL_ALIGN) * TAIL_ALIGN;
+  const nl = prefix.indexOf('\n', aligned);
+  return nl < 0 ? aligned : nl + 1;
+}
+
+function cacheKey(step: number | null, s: CompletionSettings, tail: string, restOfLine: string): string {
+  return createHash('sha1')
+    .update(`${step}|${s.mode}|${s.maxTokens}|${s.temperature}|${s.topP}|${s.minMeanLogProb}|`)
+    .update(tail)
+    .update('\u0000')
+    .update(restOfLine)
+    .digest('hex');
+}

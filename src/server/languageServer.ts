@@ -1,0 +1,153 @@
+// The language server: LSP plumbing around the completion engine. Answers
+// textDocument/inlineCompletion (LSP 3.18) and, for clients without it, textDocument/completion;
+// keeps the served model current; reports its state with a custom notification (never an error
+// per keystroke). Every request is validated; a bad one gets an LSP error or an empty answer.
+
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  CancellationToken, CompletionItem, CompletionItemKind, Connection, ErrorCodes, InitializeParams, InitializeResult,
+  InlineCompletionItem, InlineCompletionParams, Position, ResponseError, TextDocumentPositionParams, TextDocuments,
+  TextDocumentSyncKind,
+} from 'vscode-languageserver';
+import { TextDocument } from 'vscode-languageserver-textdocument';
+import { CompletionSettings, DEFAULT_COMPLETION_SETTINGS, InitializationOptions, Methods, ModelStatusParams } from '../shared/protocol';
+import { CompletionEngine, CompletionResult } from './completion';
+import { ModelWatcher } from './modelWatcher';
+
+export interface ServerOptions {
+  /** Serve this checkpoint or run directory (CLI --checkpoint); else from initializationOptions or the workspace root. */
+  modelDir?: string;
+  /** How often to look for a newer checkpoint. */
+  pollMs?: number;
+  log?: (message: string) => void;
+}
+
+/** Merges a partial settings object over the current one, ignoring wrongly typed fields. */
+export function mergeSettings(base: CompletionSettings, patch: unknown): CompletionSettings {
+  if (typeof patch !== 'object' || patch === null) return base;
+  const p = patch as Record<string, unknown>;
+  const out: CompletionSettings = { ...base };
+  if (typeof p['enabled'] === 'boolean') out.enabled = p['enabled'];
+  if (p['mode'] === 'line' || p['mode'] === 'block') out.mode = p['mode'];
+  const num = (k: keyof CompletionSettings, lo: number, hi: number): void => {
+    const v = p[k];
+    if (typeof v === 'number' && Number.isFinite(v) && v >= lo && v <= hi) (out as unknown as Record<string, unknown>)[k] = v;
+  };
+  num('maxTokens', 1, 512);
+  num('temperature', 0, 5);
+  num('topP', 0.01, 1);
+  num('debounceMs', 0, 2000);
+  num('minMeanLogProb', -100, 0);
+  if (Array.isArray(p['disabledLanguages']) && p['disabledLanguages'].every((x) => typeof x === 'string')) out.disabledLanguages = p['disabledLanguages'] as string[];
+  return out;
+}
+
+export function startLanguageServer(connection: Connection, opts: ServerOptions = {}): void {
+  const documents = new TextDocuments(TextDocument);
+  let settings = DEFAULT_COMPLETION_SETTINGS;
+  let watcher: ModelWatcher | null = null;
+  const engine = new CompletionEngine(() => watcher?.model ?? null, settings);
+  /** Per document: the newest request; an older one still decoding gives up. */
+  const generation = new Map<string, number>();
+  const log = opts.log ?? ((m: string) => connection.console.log(m));
+
+  const sendStatus = (s: ModelStatusParams): void => {
+    log(`model: ${s.state}: ${s.message}`);
+    void connection.sendNotification(Methods.modelStatus, s);
+  };
+
+  connection.onInitialize((params: InitializeParams): InitializeResult => {
+    const init = (params.initializationOptions ?? {}) as InitializationOptions;
+    settings = mergeSettings(settings, init.settings);
+    engine.updateSettings(settings);
+    const root = params.workspaceFolders?.[0]?.uri ?? params.rootUri ?? null;
+    let dir = opts.modelDir ?? (typeof init.modelDir === 'string' ? init.modelDir : undefined);
+    if (dir === undefined && root !== null && root.startsWith('file:')) dir = path.join(fileURLToPath(root), '.workspace-lm');
+    if (dir !== undefined) watcher = new ModelWatcher(dir, sendStatus, opts.pollMs ?? 2000);
+    const inline = params.capabilities.textDocument?.inlineCompletion !== undefined;
+    return {
+      capabilities: {
+        textDocumentSync: TextDocumentSyncKind.Incremental,
+        inlineCompletionProvider: {},
+        // Clients without inline completions get the same suggestion as a completion item.
+        ...(inline ? {} : { completionProvider: { resolveProvider: false } }),
+      },
+      serverInfo: { name: 'workspace-lm' },
+    };
+  });
+
+  connection.onInitialized(() => {
+    if (watcher === null) sendStatus({ state: 'no-model', message: 'no model folder: pass --checkpoint DIR or open a workspace folder' });
+    else void watcher.start();
+  });
+
+  connection.onNotification(Methods.updateSettings, (patch: unknown) => {
+    settings = mergeSettings(settings, patch);
+    engine.updateSettings(settings);
+  });
+  connection.onDidChangeConfiguration((change) => {
+    const section = (change.settings as Record<string, unknown> | null)?.['workspaceLm'];
+    if (section !== undefined) {
+      settings = mergeSettings(settings, section);
+      engine.updateSettings(settings);
+    }
+  });
+  documents.onDidClose((e) => {
+    engine.forget(e.document.uri);
+    generation.delete(e.document.uri);
+  });
+
+  /** Validates the position and runs the engine; null when there is nothing to suggest. */
+  const suggest = async (p: TextDocumentPositionParams, token: CancellationToken): Promise<{ result: CompletionResult; doc: TextDocument; pos: Position } | null> => {
+    const uri = p?.textDocument?.uri;
+    const pos = p?.position;
+    if (typeof uri !== 'string' || typeof pos?.line !== 'number' || typeof pos?.character !== 'number' || !Number.isInteger(pos.line) || !Number.isInteger(pos.character)) {
+      throw new ResponseError(ErrorCodes.InvalidParams, 'expected { textDocument: { uri }, position: { line, character } }');
+    }
+    const doc = documents.get(uri);
+    // Unknown (never opened) and untitled documents: nothing to complete, no work.
+    if (doc === undefined || !uri.startsWith('file:')) return null;
+    if (pos.line < 0 || pos.character < 0 || pos.line >= doc.lineCount) {
+      throw new ResponseError(ErrorCodes.InvalidParams, `position ${pos.line}:${pos.character} is outside the document (${doc.lineCount} lines)`);
+    }
+    if (settings.disabledLanguages.includes(doc.languageId)) return null;
+    const gen = (generation.get(uri) ?? 0) + 1;
+    generation.set(uri, gen);
+    const superseded = (): boolean => token.isCancellationRequested || generation.get(uri) !== gen;
+    if (settings.debounceMs > 0) await new Promise((r) => setTimeout(r, settings.debounceMs));
+    if (superseded()) return null;
+    const text = doc.getText();
+    const result = await engine.complete({ uri, text, offset: doc.offsetAt(pos) }, superseded);
+    if (result.text === '') return null;
+    return { result, doc, pos };
+  };
+
+  connection.onRequest('textDocument/inlineCompletion', async (params: InlineCompletionParams, token: CancellationToken): Promise<InlineCompletionItem[] | null> => {
+    const s = await suggest(params, token);
+    if (s === null) return null;
+    return [{ insertText: s.result.text, range: { start: s.pos, end: s.pos } }];
+  });
+
+  connection.onCompletion(async (params, token): Promise<CompletionItem[] | null> => {
+    const s = await suggest(params, token);
+    if (s === null) return null;
+    const firstLine = s.result.text.split('\n')[0]!;
+    const linePrefix = s.doc.getText({ start: { line: s.pos.line, character: 0 }, end: s.pos });
+    const word = /[\w$]*$/.exec(linePrefix)![0];
+    return [{
+      label: (word + firstLine).trim() || firstLine,
+      kind: CompletionItemKind.Text,
+      detail: 'Workspace LM',
+      insertText: s.result.text,
+      // Keep it on top and matched against what was typed so far on this word.
+      sortText: '0',
+      filterText: word + firstLine,
+      textEdit: { range: { start: { line: s.pos.line, character: s.pos.character - word.length }, end: s.pos }, newText: word + s.result.text },
+    }];
+  });
+
+  connection.onShutdown(() => watcher?.stop());
+  documents.listen(connection);
+  connection.listen();
+}

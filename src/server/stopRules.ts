@@ -1,0 +1,87 @@
+// When a completion ends, and what of it to show. Pure text logic, applied to the decoded text as
+// tokens arrive (so decoding stops as soon as the answer is complete) and once more at the end.
+
+import type { CompletionMode } from '../shared/protocol';
+
+export interface StopContext {
+  mode: CompletionMode;
+  /** Leading whitespace of the line the cursor is on (up to the first non-blank). */
+  cursorIndent: string;
+  /** True when the cursor line has only whitespace before the cursor (a fresh statement starts). */
+  atLineStart: boolean;
+}
+
+export interface StopDecision {
+  /** Stop decoding now. */
+  stop: boolean;
+  /** The part of the generated text to keep (a prefix of it). */
+  keep: string;
+}
+
+function indentWidth(s: string): number {
+  let w = 0;
+  for (const ch of s) {
+    if (ch === ' ') w += 1;
+    else if (ch === '\t') w += 4;
+    else break;
+  }
+  return w;
+}
+
+const CLOSER = /^[ \t]*[}\])]/;
+const STATEMENT_END = /[;{}):]\s*$/;
+
+/**
+ * Examines the text generated so far.
+ * line mode: ends at the first newline (the newline is not kept).
+ * block mode: ends before a line that dedents below the cursor's indentation; a closing bracket
+ * line at the cursor's level is kept and ends the block; a line at the cursor's level (not a
+ * closer) ends it before that line when the block started mid-line; a blank line after a
+ * complete statement ends it.
+ */
+export function checkStop(generated: string, ctx: StopContext): StopDecision {
+  const nl = generated.indexOf('\n');
+  if (ctx.mode === 'line') {
+    return nl < 0 ? { stop: false, keep: generated } : { stop: true, keep: generated.slice(0, nl) };
+  }
+  const lines = generated.split('\n');
+  // The last element is the line still being generated: only complete lines are judged.
+  const base = indentWidth(ctx.cursorIndent);
+  let kept = lines[0]!;
+  for (let i = 1; i < lines.length - 1; i++) {
+    const line = lines[i]!;
+    if (line.trim() === '') {
+      // Blank line: the end if what came before is a complete statement.
+      if (STATEMENT_END.test(kept)) return { stop: true, keep: kept };
+      kept += '\n' + line;
+      continue;
+    }
+    const w = indentWidth(line);
+    if (w < base) return { stop: true, keep: kept };
+    if (w === base) {
+      if (CLOSER.test(line)) return { stop: true, keep: kept + '\n' + line };
+      if (!ctx.atLineStart) return { stop: true, keep: kept };
+    }
+    kept += '\n' + line;
+  }
+  return { stop: false, keep: lines.length === 1 ? generated : kept + '\n' + lines[lines.length - 1]! };
+}
+
+/**
+ * Removes what would duplicate the text right after the cursor: the longest end of the
+ * suggestion that equals the start of the rest of the line (typing `foo(` before an
+ * auto-inserted `)` must not suggest `a, b))`). A suggestion that is only a repeat of what
+ * follows the cursor becomes empty.
+ */
+export function trimAgainstSuffix(suggestion: string, restOfLine: string): string {
+  const rest = restOfLine.replace(/\s+$/, '');
+  if (rest.length === 0 || suggestion.length === 0) return suggestion;
+  if (rest.startsWith(suggestion.replace(/\s+$/, ''))) return '';
+  const firstLineEnd = suggestion.indexOf('\n');
+  const head = firstLineEnd < 0 ? suggestion : suggestion.slice(0, firstLineEnd);
+  const tail = firstLineEnd < 0 ? '' : suggestion.slice(firstLineEnd);
+  for (let k = Math.min(head.length, rest.length); k > 0; k--) {
+    if (head.endsWith(rest.slice(0, k))) return head.slice(0, head.length - k) + tail;
+  }
+  return suggestion;
+}
