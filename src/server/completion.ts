@@ -27,6 +27,16 @@ export interface CompletionResult {
   /** Prompt tokens that had to be computed (the rest came from the KV cache). */
   prefilled: number;
   meanLogProb?: number;
+  /** With EngineOptions.trace: the exact work done, for benchmarks that replay it elsewhere. */
+  trace?: { window: number[]; reused: number; generated: number[]; decodeSteps: number };
+}
+
+export interface EngineOptions {
+  /** Answer from the previous suggestion when the user typed its next characters (default true). */
+  reuseSuggestions?: boolean;
+  /** Answer identical requests from the LRU cache (default true). */
+  useCache?: boolean;
+  trace?: boolean;
 }
 
 /** Polled between tokens; when it returns true decoding stops (a newer request or LSP $/cancelRequest). */
@@ -48,7 +58,7 @@ export class CompletionEngine {
   private readonly lastByUri = new Map<string, { prefix: string; suggestion: string; step: number | null }>();
   private readonly rng = new Rng(0);
 
-  constructor(private readonly getModel: () => ServingModel | null, private settings: CompletionSettings) {}
+  constructor(private readonly getModel: () => ServingModel | null, private settings: CompletionSettings, private readonly options: EngineOptions = {}) {}
 
   updateSettings(s: CompletionSettings): void {
     this.settings = s;
@@ -79,7 +89,7 @@ export class CompletionEngine {
 
     // Typing-continuation: the user typed the start of the last suggestion.
     const last = this.lastByUri.get(req.uri);
-    if (last !== undefined && last.step === served.step && prefix.startsWith(last.prefix)) {
+    if (this.options.reuseSuggestions !== false && last !== undefined && last.step === served.step && prefix.startsWith(last.prefix)) {
       const typed = prefix.slice(last.prefix.length);
       if (typed.length > 0 && last.suggestion.startsWith(typed) && last.suggestion.length > typed.length) {
         const text = trimAgainstSuffix(last.suggestion.slice(typed.length), restOfLine);
@@ -91,7 +101,7 @@ export class CompletionEngine {
     const tailStart = stableTailStart(prefix, P * TAIL_CHARS_PER_TOKEN);
     const tail = prefix.slice(tailStart);
     const key = cacheKey(served.step, s, tail, restOfLine);
-    const hit = this.cache.get(key);
+    const hit = this.options.useCache === false ? undefined : this.cache.get(key);
     if (hit !== undefined) {
       this.cache.delete(key); // LRU: re-insert as newest
       this.cache.set(key, hit);
@@ -123,12 +133,15 @@ export class CompletionEngine {
     let stopped = false;
     /** Bytes of the healed word still to be re-spelled by generated tokens. */
     let pending = heal.bytes;
+    const generatedIds: number[] = [];
+    let decodeSteps = 0;
     for (; n < maxTokens; ) {
       const masked = pending.length > 0 ? maskToPrefix(logits, table, pending) : logits;
       if (masked === null) break;
       const { id, logProb } = sampleToken(masked, { temperature: s.temperature, topP: s.topP }, this.rng, banned);
       if (id === tok.eotId) break;
       n++;
+      generatedIds.push(id);
       logProbSum += logProb;
       let bytes = table[id]!;
       if (pending.length > 0) {
@@ -145,17 +158,25 @@ export class CompletionEngine {
         await new Promise((r) => setImmediate(r));
         if (isCancelled()) return { ...none('cancelled'), tokens: n, prefilled: window.length - reused };
       }
-      if (n < maxTokens) logits = session.append(id);
+      if (n < maxTokens) {
+        logits = session.append(id);
+        decodeSteps++;
+      }
     }
     if (!stopped) keep = checkStop(generated + decoder.decode(), stopCtx).keep;
     if (pending.length > 0) keep = ''; // never re-spelled what was typed: no usable suggestion
     const meanLogProb = n > 0 ? logProbSum / n : -Infinity;
     const prefilled = window.length - reused;
-    if (meanLogProb < s.minMeanLogProb) return { text: '', reason: 'low-confidence', tokens: n, prefilled, meanLogProb };
+    if (meanLogProb < s.minMeanLogProb) {
+      return { text: '', reason: 'low-confidence', tokens: n, prefilled, meanLogProb, ...(this.options.trace === true ? { trace: { window, reused, generated: generatedIds, decodeSteps } } : {}) };
+    }
     const text = trimAgainstSuffix(keep.replace(/[ \t]+$/, ''), restOfLine);
     this.remember(key, text);
     this.lastByUri.set(req.uri, { prefix, suggestion: text, step: served.step });
-    return { text, reason: text.length > 0 ? 'ok' : 'empty', tokens: n, prefilled, meanLogProb };
+    return {
+      text, reason: text.length > 0 ? 'ok' : 'empty', tokens: n, prefilled, meanLogProb,
+      ...(this.options.trace === true ? { trace: { window, reused, generated: generatedIds, decodeSteps } } : {}),
+    };
   }
 
   private remember(key: string, text: string): void {
