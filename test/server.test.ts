@@ -103,6 +103,8 @@ test('typing the suggestion\'s next characters keeps the rest of it', async () =
 test('a cancelled request returns promptly and the next one is correct', async () => {
   const text = 'const b = a * 2;\n' + PROMPT;
   const uri = await open('cancel.js', text);
+  // With a debounce the cancel deterministically arrives before decoding starts (as when typing).
+  await conn.sendNotification('workspaceLm/updateSettings', { debounceMs: 200 });
   const source = new CancellationTokenSource();
   const t0 = Date.now();
   const pending = conn.sendRequest('textDocument/inlineCompletion', { textDocument: { uri }, position: endOf(text), context: { triggerKind: 1 } }, source.token);
@@ -115,6 +117,7 @@ test('a cancelled request returns promptly and the next one is correct', async (
   }
   assert.ok(Date.now() - t0 < 2000, 'answered promptly');
   assert.ok(outcome === null || outcome instanceof ResponseError, `cancelled request gave ${JSON.stringify(outcome)}`);
+  await conn.sendNotification('workspaceLm/updateSettings', { debounceMs: 0 });
   const items = await conn.sendRequest('textDocument/inlineCompletion', { textDocument: { uri }, position: endOf(text), context: { triggerKind: 1 } }) as { insertText: string }[] | null;
   assert.equal(items?.[0]?.insertText, EXPECTED);
 });

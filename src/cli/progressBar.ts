@@ -71,8 +71,11 @@ export class ProgressRenderer {
         this.draw(`${e.phase.padEnd(9)} ${bar(e.fraction, 30)} ${e.detail ?? `${Math.round(e.fraction * 100)}%`}`, false);
         break;
       case 'corpus': {
-        const skipped = Object.entries(e.skipped).map(([k, v]) => `${k} ${v.files}`).join(', ');
+        const count = (n: number, unit: string): string => (n === 0 ? '' : `${n} ${unit}${n === 1 ? '' : 's'}`);
+        const skipped = Object.entries(e.skipped).map(([k, v]) => `${k} ${[count(v.files, 'file'), count(v.dirs, 'dir')].filter(Boolean).join(' + ')}`).join(', ');
         this.say(`corpus    ${e.files} files, ${formatBytes(e.bytes)} (${e.train_files} train / ${e.val_files} held out)${skipped ? `; skipped: ${skipped}` : ''}`);
+        const secrets = Object.entries(e.secrets).map(([k, n]) => `${k} ${n}`).join(', ');
+        if (secrets) this.say(`secrets   redacted ${Object.values(e.secrets).reduce((a, b) => a + b, 0)}: ${secrets}`);
         break;
       }
       case 'tokenizer':
@@ -96,6 +99,12 @@ export class ProgressRenderer {
         break;
       case 'checkpoint':
         if (!this.tty) this.say(`checkpoint step ${e.step}: ${e.dir}`);
+        break;
+      case 'paused':
+        this.say(`paused    at step ${e.step}`);
+        break;
+      case 'resumed':
+        this.say(`resumed   at step ${e.step}`);
         break;
       case 'warning':
         this.say(`warning: ${e.message}`);

@@ -11,7 +11,8 @@ import {
   TextDocumentSyncKind,
 } from 'vscode-languageserver';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { CompletionSettings, DEFAULT_COMPLETION_SETTINGS, InitializationOptions, Methods, ModelStatusParams } from '../shared/protocol';
+import { CompletionSettings, DEFAULT_COMPLETION_SETTINGS, InitializationOptions, Methods, ModelStatusParams, StartTrainingParams, TrainingStatus } from '../shared/protocol';
+import { TrainingService } from './trainingService';
 import { CompletionEngine, CompletionResult } from './completion';
 import { ModelWatcher } from './modelWatcher';
 
@@ -82,6 +83,22 @@ export function startLanguageServer(connection: Connection, opts: ServerOptions 
     else void watcher.start();
   });
 
+  // Training runs in this process's worker pool; requests control it, notifications report it.
+  const training = new TrainingService((st: TrainingStatus) => void connection.sendNotification(Methods.trainingStatus, st));
+  const asError = (e: unknown): ResponseError<void> => new ResponseError(ErrorCodes.InvalidParams, (e as Error).message);
+  connection.onRequest(Methods.startTraining, (p: StartTrainingParams) => {
+    try {
+      return training.start(p);
+    } catch (e) {
+      throw asError(e);
+    }
+  });
+  connection.onRequest(Methods.pauseTraining, () => training.pause());
+  connection.onRequest(Methods.resumeTraining, () => training.resume());
+  connection.onRequest(Methods.stopTraining, () => training.stop());
+  connection.onRequest(Methods.trainingSnapshot, (p: { outDir?: unknown } | null) =>
+    training.snapshot(typeof p?.outDir === 'string' ? p.outDir : undefined));
+
   connection.onNotification(Methods.updateSettings, (patch: unknown) => {
     settings = mergeSettings(settings, patch);
     engine.updateSettings(settings);
@@ -147,7 +164,14 @@ export function startLanguageServer(connection: Connection, opts: ServerOptions 
     }];
   });
 
-  connection.onShutdown(() => watcher?.stop());
+  connection.onShutdown(async () => {
+    watcher?.stop();
+    // A window reload or editor exit: save the run's place so it resumes from here.
+    if (training.state === 'training' || training.state === 'paused' || training.state === 'preparing') {
+      training.stop();
+      await training.idle();
+    }
+  });
   documents.listen(connection);
   connection.listen();
 }

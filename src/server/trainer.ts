@@ -16,6 +16,7 @@ import { Rng } from '../ml/rng';
 import type { TrainEventSink } from '../shared/trainEvents';
 import { indexFolder } from './corpus';
 import { createEngine, TrainEngine } from './trainEngine';
+import type { TrainControl } from './trainControl';
 import { EvalPoint, HistoryPoint, listCheckpoints, loadCheckpoint, saveCheckpoint, TrainerState } from './checkpoint';
 
 export interface TrainOptions {
@@ -29,7 +30,10 @@ export interface TrainOptions {
   threads?: number;
   /** Leaders around the root of the gradient reduction tree. */
   fanout?: number;
+  /** Stop (checkpoint and end) when aborted. */
   signal?: AbortSignal;
+  /** Pause/resume between steps (the language server's buttons); `signal` still stops. */
+  control?: TrainControl;
 }
 
 /** Leave one core to the user (the editor, the shell); at least one thread. */
@@ -90,7 +94,8 @@ async function prepareDataset(opts: TrainOptions, vocabSize: number, emit: Train
   emit({
     event: 'corpus', files: corpus.summary.files, bytes: corpus.summary.bytes,
     train_files: split.train.length, val_files: split.val.length,
-    skipped: corpus.summary.skipped as Record<string, { files: number; bytes: number }>,
+    skipped: corpus.summary.skipped as Record<string, { files: number; bytes: number; dirs: number }>,
+    secrets: corpus.summary.secrets,
   });
 
   emit({ event: 'phase', phase: 'tokenizer' });
@@ -278,7 +283,9 @@ async function trainLoop(c: LoopContext): Promise<void> {
   let tokensSeen = state?.tokensSeen ?? 0;
   const elapsedBefore = state?.elapsedSec ?? 0;
   const t0 = performance.now();
-  const elapsed = (): number => elapsedBefore + (performance.now() - t0) / 1000;
+  let pausedMs = 0;
+  // Training time: wall time of this session minus pauses, plus what earlier sessions trained.
+  const elapsed = (): number => elapsedBefore + (performance.now() - t0 - pausedMs) / 1000;
   let lastLoss: number | null = state?.lastLoss ?? null;
   let lastValLoss: number | null = state?.lastValLoss ?? null;
   const ids = new Int32Array(B * T);
@@ -310,8 +317,17 @@ async function trainLoop(c: LoopContext): Promise<void> {
 
   let stopped = false;
   let savedAt = -1;
+  const stopRequested = (): boolean => opts.signal?.aborted === true || opts.control?.signal.aborted === true;
   while (step < totalSteps) {
-    if (opts.signal?.aborted) { stopped = true; break; }
+    if (opts.control?.paused === true && !stopRequested()) {
+      const p0 = performance.now();
+      emit({ event: 'paused', step });
+      await opts.control.waitWhilePaused();
+      pausedMs += performance.now() - p0;
+      recent.length = 0; // throughput restarts after a pause
+      if (!stopRequested()) emit({ event: 'resumed', step });
+    }
+    if (stopRequested()) { stopped = true; break; }
     if (budgetSec > 0 && elapsed() >= budgetSec) break;
     const progress = Math.max(step / totalSteps, budgetSec > 0 ? elapsed() / budgetSec : 0);
     hyper.lr = learningRate(schedule, step, progress);

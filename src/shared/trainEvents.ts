@@ -4,13 +4,15 @@
 
 export type Phase = 'indexing' | 'tokenizer' | 'encoding' | 'training' | 'done';
 
-export interface SkipTallyEvent { files: number; bytes: number }
+/** Files and bytes left out for one reason; skipped folders (never walked) count in `dirs`. */
+export interface SkipTallyEvent { files: number; bytes: number; dirs: number }
 
 export type TrainEvent =
   | { event: 'phase'; phase: Phase }
   /** Progress inside a phase, fraction in [0,1] (indexing reports files seen instead). */
   | { event: 'progress'; phase: Phase; fraction: number; detail?: string }
-  | { event: 'corpus'; files: number; bytes: number; train_files: number; val_files: number; skipped: Record<string, SkipTallyEvent> }
+  /** `secrets`: redacted secrets per rule (e.g. aws_access_key: 2), over all kept files. */
+  | { event: 'corpus'; files: number; bytes: number; train_files: number; val_files: number; skipped: Record<string, SkipTallyEvent>; secrets: Record<string, number> }
   | { event: 'tokenizer'; vocab_size: number; seconds: number; reused: boolean }
   | { event: 'dataset'; train_tokens: number; val_tokens: number; bytes_per_token: number }
   | { event: 'model'; engine: string; params: number; n_layer: number; n_head: number; n_embd: number; context: number; vocab_size: number; batch: number; total_steps: number; resumed_from_step: number }
@@ -18,6 +20,8 @@ export type TrainEvent =
   | { event: 'eval'; step: number; val_loss: number }
   | { event: 'checkpoint'; step: number; dir: string }
   | { event: 'warning'; message: string }
+  | { event: 'paused'; step: number }
+  | { event: 'resumed'; step: number }
   | { event: 'done'; steps: number; train_loss: number | null; val_loss: number | null; tokens_per_s: number; elapsed_s: number; tokens_seen: number; stopped: boolean; out_dir: string; peak_rss_mb: number };
 
 export type TrainEventSink = (e: TrainEvent) => void;

@@ -1,0 +1,85 @@
+// Training through the language server, as the extension drives it: start, watch the status,
+// pause (steps stop), resume, finish, the snapshot for a reopened sidebar, and the new model
+// picked up for completions.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import type { ModelStatusParams, TrainingSnapshot, TrainingStatus } from '../src/shared/protocol';
+
+const root = join(__dirname, '..');
+const tmp = mkdtempSync(join(tmpdir(), 'wlm-lsp-train-'));
+const workspace = join(tmp, 'ws');
+const outDir = join(tmp, 'storage', 'run');
+mkdirSync(workspace);
+for (const f of readdirSync(join(root, 'src', 'ml'))) {
+  if (f.endsWith('.ts')) writeFileSync(join(workspace, f), readFileSync(join(root, 'src', 'ml', f)));
+}
+
+const server = spawn(process.execPath, [join(root, 'dist', 'cli.js'), 'serve', '--stdio', '--poll-ms', '100']);
+server.stderr.on('data', () => undefined);
+const conn = createMessageConnection(new StreamMessageReader(server.stdout), new StreamMessageWriter(server.stdin));
+const statuses: TrainingStatus[] = [];
+const models: ModelStatusParams[] = [];
+conn.onNotification('workspaceLm/trainingStatus', (s: TrainingStatus) => { statuses.push(s); });
+conn.onNotification('workspaceLm/modelStatus', (s: ModelStatusParams) => { models.push(s); });
+conn.listen();
+
+after(() => {
+  conn.dispose();
+  server.kill();
+});
+
+async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 60_000): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = probe();
+    if (v !== undefined) return v;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(statuses[statuses.length - 1])}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test('start, pause, resume and finish a run over LSP; the snapshot and the served model follow', async () => {
+  await conn.sendRequest('initialize', {
+    processId: process.pid, rootUri: null, workspaceFolders: null, capabilities: {},
+    initializationOptions: { modelDir: outDir },
+  });
+  await conn.sendNotification('initialized', {});
+  await until('no-model status', () => models.find((m) => m.state === 'no-model'));
+
+  const started = await conn.sendRequest('workspaceLm/startTraining', { folders: [workspace], outDir, preset: 'tiny', maxSteps: 400, threads: 1 }) as TrainingStatus;
+  assert.equal(started.state, 'preparing');
+  const again = await conn.sendRequest('workspaceLm/startTraining', { folders: [workspace], outDir, preset: 'tiny' }) as TrainingStatus;
+  assert.match(again.message, /already/);
+  await until('some training steps', () => statuses.find((s) => s.state === 'training' && (s.step ?? 0) >= 5));
+  assert.ok(statuses.some((s) => s.state === 'preparing' && s.phase === 'tokenizer'), 'reported the tokenizer phase');
+
+  await conn.sendRequest('workspaceLm/pauseTraining');
+  const paused = await until('paused', () => statuses.find((s) => s.state === 'paused'));
+  await new Promise((r) => setTimeout(r, 600));
+  const later = statuses[statuses.length - 1]!;
+  assert.equal(later.state, 'paused');
+  assert.equal(later.step, paused.step, 'no steps while paused');
+
+  await conn.sendRequest('workspaceLm/resumeTraining');
+  await until('steps after resume', () => statuses.find((s) => s.state === 'training' && (s.step ?? 0) > paused.step!));
+  const done = await until('ready', () => statuses.find((s) => s.state === 'ready'), 120_000);
+  assert.ok(done.totalSteps !== undefined && done.totalSteps > 20);
+  assert.equal(done.step, done.totalSteps);
+  assert.ok(statuses.some((s) => (s.newPoints?.length ?? 0) > 0), 'status updates carry chart points');
+
+  const snap = await conn.sendRequest('workspaceLm/trainingSnapshot', { outDir }) as TrainingSnapshot;
+  assert.equal(snap.history.length, done.totalSteps);
+  assert.ok(snap.evals.length >= 1);
+  assert.ok(snap.history[snap.history.length - 1]!.loss < snap.history[0]!.loss - 1, 'the loss fell');
+  assert.ok(snap.corpus !== undefined && snap.corpus.files > 5);
+  assert.equal(snap.model?.nLayer, 2);
+
+  // The finished checkpoint is hot-swapped in (after any intermediate ones).
+  const ready = await until('final model served', () => models.find((m) => m.state === 'ready' && m.model?.step === done.totalSteps), 20_000);
+  assert.ok(ready.model!.params > 100_000);
+});
