@@ -6,11 +6,14 @@ import { chmodSync } from 'node:fs';
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
 
-/** Node bundles: the CLI, the language server, the training worker thread, and piscina's worker runtime. */
+/** Node bundles: the extension, the CLI, the language server, the training worker thread, and piscina's worker runtime. */
 const nodeBundles = [
+  // The extension host loads this; `vscode` is provided by the editor.
+  { entryPoints: ['src/extension/main.ts'], outfile: 'dist/extension.js', external: ['vscode', '@napi-rs/nice'] },
   { entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } },
   { entryPoints: ['src/server/main.ts'], outfile: 'dist/server.js' },
   { entryPoints: ['src/worker/trainWorker.ts'], outfile: 'dist/trainWorker.js' },
+  { entryPoints: ['src/worker/prepareWorker.ts'], outfile: 'dist/prepareWorker.js' },
   // piscina starts its threads from `${__dirname}/worker.js`; bundled, __dirname is dist/.
   { entryPoints: ['node_modules/piscina/dist/worker.js'], outfile: 'dist/worker.js' },
 ];
@@ -45,7 +48,15 @@ const common = {
   }
 }
 
-const contexts = await Promise.all(nodeBundles.map((b) => esbuild.context({ ...common, ...b })));
+/** The sidebar webview runs in a browser frame. */
+const browserBundles = [
+  { entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js', platform: 'browser', format: 'iife', target: 'es2022' },
+];
+
+const contexts = await Promise.all([
+  ...nodeBundles.map((b) => esbuild.context({ ...common, ...b })),
+  ...browserBundles.map((b) => esbuild.context({ ...common, ...b })),
+]);
 if (watch) {
   await Promise.all(contexts.map((c) => c.watch()));
 } else {

@@ -99,7 +99,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    await runTraining({ folder, outDir, preset, train, threads, fanout, resume: values.resume === true, signal: controller.signal }, emit);
+    await runTraining({ folders: [folder], outDir, preset, train, threads, fanout, resume: values.resume === true, signal: controller.signal }, emit);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

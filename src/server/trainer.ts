@@ -7,20 +7,24 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_DATA, DEFAULT_FANOUT, DEFAULT_TRAIN, ModelConfig, PRESETS, PresetName, TrainConfig } from '../ml/config';
+import { DEFAULT_FANOUT, DEFAULT_TRAIN, ModelConfig, PRESETS, PresetName, TrainConfig } from '../ml/config';
 import { BpeTokenizer } from '../ml/bpe';
-import { BatchLoader, encodeDocuments, splitByFile, validationBatches } from '../ml/dataset';
+import { BatchLoader, validationBatches } from '../ml/dataset';
 import { Gpt } from '../ml/gpt';
 import { AdamW, learningRate, LrSchedule } from '../ml/adamw';
 import { Rng } from '../ml/rng';
 import type { TrainEventSink } from '../shared/trainEvents';
-import { indexFolder } from './corpus';
+import { Worker } from 'node:worker_threads';
+import { buildDataset, BuildInput, BuildOutput } from './datasetBuilder';
+import { distPath } from './distFiles';
+import type { PrepareMessage } from '../shared/poolProtocol';
 import { createEngine, TrainEngine } from './trainEngine';
 import type { TrainControl } from './trainControl';
 import { EvalPoint, HistoryPoint, listCheckpoints, loadCheckpoint, saveCheckpoint, TrainerState } from './checkpoint';
 
 export interface TrainOptions {
-  folder: string;
+  /** Folders to train on (a multi-root workspace has several). */
+  folders: string[];
   outDir: string;
   preset: PresetName;
   /** Overrides of the preset's training config (CLI flags). */
@@ -30,6 +34,11 @@ export interface TrainOptions {
   threads?: number;
   /** Leaders around the root of the gradient reduction tree. */
   fanout?: number;
+  /** VS Code's files.exclude/search.exclude and the extension's own globs. */
+  excludeGlobs?: string[];
+  includeGlobs?: string[];
+  /** User-supplied secret patterns (regex sources), redacted like the built-in rules. */
+  extraSecretPatterns?: string[];
   /** Stop (checkpoint and end) when aborted. */
   signal?: AbortSignal;
   /** Pause/resume between steps (the language server's buttons); `signal` still stops. */
@@ -82,52 +91,46 @@ interface Prepared {
   hash: string;
 }
 
-/** Builds the dataset from the folder: index, tokenizer (trained unless given), encode, write data/. */
-async function prepareDataset(opts: TrainOptions, vocabSize: number, emit: TrainEventSink, given: BpeTokenizer | null): Promise<Prepared> {
-  emit({ event: 'phase', phase: 'indexing' });
-  const corpus = await indexFolder(opts.folder, {
-    maxFileBytes: DEFAULT_DATA.maxFileBytes,
-    excludeDirs: [opts.outDir],
-    onProgress: (n) => emit({ event: 'progress', phase: 'indexing', fraction: 0, detail: `${n} files` }),
-  });
-  const split = splitByFile(corpus.docs, DEFAULT_DATA.valFraction);
-  emit({
-    event: 'corpus', files: corpus.summary.files, bytes: corpus.summary.bytes,
-    train_files: split.train.length, val_files: split.val.length,
-    skipped: corpus.summary.skipped as Record<string, { files: number; bytes: number; dirs: number }>,
-    secrets: corpus.summary.secrets,
-  });
-
-  emit({ event: 'phase', phase: 'tokenizer' });
-  const t0 = Date.now();
-  let tokenizer = given;
-  if (tokenizer === null) {
-    // Trained on the training files only: held-out files must stay unseen.
-    tokenizer = BpeTokenizer.train(split.train.map((d) => d.bytes), {
-      vocabSize,
-      onProgress: (f) => emit({ event: 'progress', phase: 'tokenizer', fraction: f }),
+/** Runs buildDataset in a worker thread (in-process if the worker bundle is missing). */
+function buildInWorker(input: BuildInput, emit: TrainEventSink): Promise<BuildOutput> {
+  const file = distPath('prepareWorker.js');
+  if (file === null) return buildDataset(input, emit);
+  return new Promise<BuildOutput>((resolve, reject) => {
+    const worker = new Worker(file, { workerData: input });
+    let settled = false;
+    worker.on('message', (m: PrepareMessage) => {
+      if (m.type === 'event') emit(m.event);
+      else if (m.type === 'done') { settled = true; resolve(m.result); }
+      else { settled = true; reject(new Error(m.message)); }
     });
-  }
-  emit({ event: 'tokenizer', vocab_size: tokenizer.vocabSize, seconds: (Date.now() - t0) / 1000, reused: given !== null });
+    worker.on('error', (e) => { settled = true; reject(e); });
+    worker.on('exit', (code) => {
+      if (!settled) reject(new Error(`the dataset worker exited (code ${code}) before finishing`));
+    });
+  });
+}
 
-  emit({ event: 'phase', phase: 'encoding' });
-  const trainBytes = split.train.reduce((s, d) => s + d.bytes.length, 0);
-  const tok = tokenizer;
-  const train = encodeDocuments(split.train, (b) => tok.encodeBytes(b), tok.eotId, (f) => emit({ event: 'progress', phase: 'encoding', fraction: f * 0.9 }));
-  const val = encodeDocuments(split.val, (b) => tok.encodeBytes(b), tok.eotId);
-  emit({ event: 'progress', phase: 'encoding', fraction: 1 });
-  emit({ event: 'dataset', train_tokens: train.length, val_tokens: val.length, bytes_per_token: trainBytes / Math.max(1, train.length) });
-
+/** Builds the dataset of the run's folders (tokenizer trained unless given) and writes data/. */
+async function prepareDataset(opts: TrainOptions, vocabSize: number, emit: TrainEventSink, given: BpeTokenizer | null): Promise<Prepared> {
+  const built = await buildInWorker({
+    folders: opts.folders, excludeDirs: [path.resolve(opts.outDir)], vocabSize,
+    tokenizerJson: given === null ? null : given.toHuggingFaceJSON(),
+    ...(opts.excludeGlobs !== undefined ? { excludeGlobs: opts.excludeGlobs } : {}),
+    ...(opts.includeGlobs !== undefined ? { includeGlobs: opts.includeGlobs } : {}),
+    ...(opts.extraSecretPatterns !== undefined ? { extraSecretPatterns: opts.extraSecretPatterns } : {}),
+  }, emit);
+  const tokenizer = given ?? BpeTokenizer.fromHuggingFaceJSON(built.tokenizerJson);
+  const { train, val } = built;
   const hash = tokensHash(train, val);
   const dataDir = path.join(opts.outDir, 'data');
   await fs.mkdir(dataDir, { recursive: true });
   await writeAtomic(path.join(dataDir, 'train.bin'), new Uint8Array(train.buffer, train.byteOffset, train.byteLength));
   await writeAtomic(path.join(dataDir, 'val.bin'), new Uint8Array(val.buffer, val.byteOffset, val.byteLength));
-  await writeAtomic(path.join(dataDir, 'tokenizer.json'), JSON.stringify(tokenizer.toHuggingFaceJSON()));
+  await writeAtomic(path.join(dataDir, 'tokenizer.json'), JSON.stringify(built.tokenizerJson));
   const meta: DatasetMeta = {
     format: 'workspace-lm/dataset', version: 1, vocab_size: tokenizer.vocabSize, eot_id: tokenizer.eotId,
-    train_tokens: train.length, val_tokens: val.length, train_files: split.train.length,
-    val_files: split.val.map((d) => d.path), dataset_hash: hash, corpus_bytes: corpus.summary.bytes,
+    train_tokens: train.length, val_tokens: val.length, train_files: built.trainFiles,
+    val_files: built.valFiles, dataset_hash: hash, corpus_bytes: built.corpusBytes,
   };
   await writeAtomic(path.join(dataDir, 'meta.json'), JSON.stringify(meta, null, 1) + '\n');
   return { tokenizer, train, val, hash };
@@ -173,8 +176,11 @@ function resolveTrainConfig(preset: PresetName, overrides: Partial<TrainConfig> 
 /** Runs (or resumes) a training run. Resolves when done or stopped; throws with a clear message on bad input. */
 export async function runTraining(opts: TrainOptions, rawEmit: TrainEventSink): Promise<void> {
   const outDir = path.resolve(opts.outDir);
-  const folderStat = await fs.stat(opts.folder).catch(() => null);
-  if (folderStat === null || !folderStat.isDirectory()) throw new Error(`folder not found: ${path.resolve(opts.folder)}`);
+  if (opts.folders.length === 0) throw new Error('no folder to train on');
+  for (const folder of opts.folders) {
+    const st = await fs.stat(folder).catch(() => null);
+    if (st === null || !st.isDirectory()) throw new Error(`folder not found: ${path.resolve(folder)}`);
+  }
   const emit = throttleProgress(rawEmit);
   await fs.mkdir(outDir, { recursive: true });
   // Keep run artifacts out of the user's git status when the out dir is inside their repo.
@@ -187,9 +193,21 @@ export async function runTraining(opts: TrainOptions, rawEmit: TrainEventSink): 
   let state: TrainerState | null = null;
   let data: Prepared;
 
-  const existing = opts.resume ? await listCheckpoints(outDir) : [];
-  if (opts.resume && existing.length > 0) {
-    const ck = await loadCheckpoint(outDir, { withOptimizer: true });
+  const existing = await listCheckpoints(outDir);
+  let ck = opts.resume && existing.length > 0 ? await loadCheckpoint(outDir, { withOptimizer: true }) : null;
+  if (ck !== null && ck.state !== null) {
+    // A run that already reached its end (steps or time budget) is not resumed: train anew.
+    const s0 = ck.state;
+    const maxSteps = opts.train?.maxSteps ?? s0.train.maxSteps;
+    const maxMinutes = opts.train?.maxMinutes ?? s0.train.maxMinutes;
+    const outOfSteps = s0.step >= s0.totalSteps && !(maxSteps > s0.step);
+    const outOfTime = maxMinutes > 0 && s0.elapsedSec >= maxMinutes * 60;
+    if (outOfSteps || outOfTime) {
+      emit({ event: 'warning', message: `the run in ${outDir} finished at step ${s0.step}: starting a new run` });
+      ck = null;
+    }
+  }
+  if (ck !== null) {
     for (const r of ck.rejected) emit({ event: 'warning', message: `skipped damaged checkpoint: ${r.reason}` });
     if (ck.state === null || ck.optimizer === null) throw new Error(`${ck.dir} has no trainer state: it cannot be resumed`);
     state = ck.state;
@@ -211,7 +229,13 @@ export async function runTraining(opts: TrainOptions, rawEmit: TrainEventSink): 
       }
     }
   } else {
-    if (opts.resume) emit({ event: 'warning', message: `no checkpoint in ${outDir}: starting a new run` });
+    if (opts.resume && existing.length === 0) emit({ event: 'warning', message: `no checkpoint in ${outDir}: starting a new run` });
+    // A previous run's checkpoints would look newer than this run's first ones: set them aside
+    // (the last one stays usable until this run saves its own) and drop them after that save.
+    if (existing.length > 0) {
+      await fs.rm(path.join(outDir, 'checkpoints.previous'), { recursive: true, force: true });
+      await fs.rename(path.join(outDir, 'checkpoints'), path.join(outDir, 'checkpoints.previous'));
+    }
     data = await prepareDataset(opts, modelCfg.vocabSize, emit, null);
     // A tiny corpus may support fewer merges than asked: the model follows the tokenizer.
     modelCfg = { ...modelCfg, vocabSize: data.tokenizer.vocabSize };
@@ -313,6 +337,7 @@ async function trainLoop(c: LoopContext): Promise<void> {
       },
     }, train.keepCheckpoints);
     emit({ event: 'checkpoint', step, dir });
+    await fs.rm(path.join(outDir, 'checkpoints.previous'), { recursive: true, force: true });
   };
 
   let stopped = false;

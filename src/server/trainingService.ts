@@ -52,8 +52,10 @@ export class TrainingService {
     const train = { maxMinutes: p.maxMinutes, maxSteps: p.maxSteps };
     this.running = runTraining(
       {
-        folder: p.folders[0]!, outDir: p.outDir, preset, resume: p.resume ?? true, control,
+        folders: p.folders, outDir: p.outDir, preset, resume: p.resume ?? true, control,
         ...(p.threads !== undefined ? { threads: p.threads } : {}), train,
+        ...(Array.isArray(p.excludeGlobs) ? { excludeGlobs: p.excludeGlobs.filter((g) => typeof g === 'string') } : {}),
+        ...(Array.isArray(p.includeGlobs) && p.includeGlobs.length > 0 ? { includeGlobs: p.includeGlobs.filter((g) => typeof g === 'string') } : {}),
       },
       (e) => this.onEvent(e),
     ).then(
@@ -126,7 +128,7 @@ export class TrainingService {
         if (e.phase !== 'done') this.set({ ...this.status, phaseFraction: e.fraction, message: `${e.phase}${e.detail ? ` (${e.detail})` : ` ${Math.round(e.fraction * 100)}%`}` }, false);
         return;
       case 'corpus':
-        this.snapshotExtra.corpus = { files: e.files, bytes: e.bytes, trainFiles: e.train_files, valFiles: e.val_files, skipped: e.skipped, ...('secrets' in e ? { secrets: (e as { secrets: Record<string, number> }).secrets } : {}) };
+        this.snapshotExtra.corpus = { files: e.files, bytes: e.bytes, trainFiles: e.train_files, valFiles: e.val_files, skipped: e.skipped, secrets: e.secrets };
         return;
       case 'dataset':
         this.snapshotExtra.dataset = { trainTokens: e.train_tokens, valTokens: e.val_tokens };

@@ -3,6 +3,8 @@
 // WebAssembly.Memory, and messages carry byte offsets into it.
 
 import type { ModelConfig } from '../ml/config';
+import type { TrainEvent } from './trainEvents';
+import type { BuildOutput } from '../server/datasetBuilder';
 import type { WasmMemory, WasmModule } from '../ml/kernels/wasmKernels';
 
 /** One member of the reduction tree: its gradient buffer and its activation region. */
@@ -47,3 +49,9 @@ export type PoolTask =
   | { kind: 'sumsq'; slot: number; lo: number; hi: number }
   /** AdamW on params[lo:hi] from grads[slot] × gradScale at step t. */
   | { kind: 'adamw'; slot: number; lo: number; hi: number; t: number; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; gradScale: number };
+
+/** Dataset worker (worker/prepareWorker.ts) → training process. */
+export type PrepareMessage =
+  | { type: 'event'; event: TrainEvent }
+  | { type: 'done'; result: BuildOutput }
+  | { type: 'error'; message: string };
