@@ -93,6 +93,17 @@ test('inline completion continues the learned pattern', async () => {
   assert.equal(items[0]!.insertText, EXPECTED);
 });
 
+test('an auto-closed quote after the cursor is replaced, so accepting gives the learned line', async () => {
+  const text = 'let a = 1;\n' + PROMPT + '"';
+  const uri = await open('autoclose.js', text);
+  const pos = endOf(text);
+  const cursor = { line: pos.line, character: pos.character - 1 }; // before the auto-inserted quote
+  const items = await conn.sendRequest('textDocument/inlineCompletion', { textDocument: { uri }, position: cursor, context: { triggerKind: 1 } }) as { insertText: string; range: { start: unknown; end: { character: number } } }[] | null;
+  assert.equal(items?.[0]?.insertText, EXPECTED);
+  assert.deepEqual(items?.[0]?.range.start, cursor);
+  assert.equal(items?.[0]?.range.end.character, cursor.character + 1);
+});
+
 test('typing the suggestion\'s next characters keeps the rest of it', async () => {
   const text = 'let a = 1;\n' + PROMPT + 'lo, ';
   const uri = await open('typing.js', text);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkStop, trimAgainstSuffix } from '../src/server/stopRules';
+import { checkStop, fitToLine, trimAgainstSuffix } from '../src/server/stopRules';
 
 test('line mode stops at the first newline and drops it', () => {
   const ctx = { mode: 'line' as const, cursorIndent: '  ', atLineStart: false };
@@ -33,4 +33,13 @@ test('trimAgainstSuffix removes what the rest of the line already has', () => {
   assert.equal(trimAgainstSuffix('x + 1', ''), 'x + 1');
   assert.equal(trimAgainstSuffix('value', ' = 3;'), 'value');
   assert.equal(trimAgainstSuffix('foo', 'foobar'), '', 'only repeats what follows the cursor');
+});
+
+test('fitToLine replaces auto-closed brackets and quotes the suggestion already contains', () => {
+  assert.deepEqual(fitToLine('lo, " + name + "!";', '"'), { text: 'lo, " + name + "!";', replaceChars: 1 });
+  assert.deepEqual(fitToLine('a, b);', ')'), { text: 'a, b);', replaceChars: 1 });
+  assert.deepEqual(fitToLine(')', ')'), { text: '', replaceChars: 0 }, 'adds nothing');
+  // Not contained: inserted at the cursor, overlap trimmed.
+  assert.deepEqual(fitToLine('value', ' = 3;'), { text: 'value', replaceChars: 0 });
+  assert.deepEqual(fitToLine('x\n  y', ')'), { text: 'x\n  y', replaceChars: 0 }, 'multi-line suggestions are insertions');
 });

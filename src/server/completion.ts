@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { contextWindow, sampleToken } from '../ml/sample';
 import { Rng } from '../ml/rng';
 import type { CompletionSettings } from '../shared/protocol';
-import { checkStop, trimAgainstSuffix } from './stopRules';
+import { checkStop, fitToLine } from './stopRules';
 import type { ServingModel } from './servingModel';
 
 export interface CompletionRequest {
@@ -20,6 +20,8 @@ export interface CompletionRequest {
 export interface CompletionResult {
   /** The text to insert at the cursor ('' = no suggestion). */
   text: string;
+  /** Characters after the cursor (same line) that `text` replaces; 0 = a plain insertion. */
+  replaceChars: number;
   /** Why there is or is not a suggestion (for logs, tests and the benchmark). */
   reason: 'ok' | 'cached' | 'continued' | 'no-model' | 'too-large' | 'binary' | 'cancelled' | 'low-confidence' | 'empty' | 'disabled';
   /** Tokens decoded for this request (0 when answered from a cache). */
@@ -71,7 +73,7 @@ export class CompletionEngine {
   }
 
   async complete(req: CompletionRequest, isCancelled: IsCancelled): Promise<CompletionResult> {
-    const none = (reason: CompletionResult['reason']): CompletionResult => ({ text: '', reason, tokens: 0, prefilled: 0 });
+    const none = (reason: CompletionResult['reason']): CompletionResult => ({ text: '', replaceChars: 0, reason, tokens: 0, prefilled: 0 });
     const s = this.settings;
     if (!s.enabled) return none('disabled');
     if (req.text.length > MAX_DOCUMENT_CHARS) return none('too-large');
@@ -92,8 +94,8 @@ export class CompletionEngine {
     if (this.options.reuseSuggestions !== false && last !== undefined && last.step === served.step && prefix.startsWith(last.prefix)) {
       const typed = prefix.slice(last.prefix.length);
       if (typed.length > 0 && last.suggestion.startsWith(typed) && last.suggestion.length > typed.length) {
-        const text = trimAgainstSuffix(last.suggestion.slice(typed.length), restOfLine);
-        if (text.length > 0) return { text, reason: 'continued', tokens: 0, prefilled: 0 };
+        const fit = fitToLine(last.suggestion.slice(typed.length), restOfLine);
+        if (fit.text.length > 0) return { ...fit, reason: 'continued', tokens: 0, prefilled: 0 };
       }
     }
 
@@ -106,7 +108,7 @@ export class CompletionEngine {
       this.cache.delete(key); // LRU: re-insert as newest
       this.cache.set(key, hit);
       this.lastByUri.set(req.uri, { prefix, suggestion: hit, step: served.step });
-      return { text: hit, reason: 'cached', tokens: 0, prefilled: 0 };
+      return { ...fitToLine(hit, restOfLine), reason: 'cached', tokens: 0, prefilled: 0 };
     }
 
     const tok = served.tokenizer;
@@ -168,13 +170,16 @@ export class CompletionEngine {
     const meanLogProb = n > 0 ? logProbSum / n : -Infinity;
     const prefilled = window.length - reused;
     if (meanLogProb < s.minMeanLogProb) {
-      return { text: '', reason: 'low-confidence', tokens: n, prefilled, meanLogProb, ...(this.options.trace === true ? { trace: { window, reused, generated: generatedIds, decodeSteps } } : {}) };
+      return { text: '', replaceChars: 0, reason: 'low-confidence', tokens: n, prefilled, meanLogProb, ...(this.options.trace === true ? { trace: { window, reused, generated: generatedIds, decodeSteps } } : {}) };
     }
-    const text = trimAgainstSuffix(keep.replace(/[ \t]+$/, ''), restOfLine);
-    this.remember(key, text);
-    this.lastByUri.set(req.uri, { prefix, suggestion: text, step: served.step });
+    // Remembered as generated (before fitting to the line), so a cache hit or a continuation
+    // fits it to whatever follows the cursor then.
+    const suggestion = keep.replace(/[ \t]+$/, '');
+    this.remember(key, suggestion);
+    this.lastByUri.set(req.uri, { prefix, suggestion, step: served.step });
+    const { text, replaceChars } = fitToLine(suggestion, restOfLine);
     return {
-      text, reason: text.length > 0 ? 'ok' : 'empty', tokens: n, prefilled, meanLogProb,
+      text, replaceChars, reason: text.length > 0 ? 'ok' : 'empty', tokens: n, prefilled, meanLogProb,
       ...(this.options.trace === true ? { trace: { window, reused, generated: generatedIds, decodeSteps } } : {}),
     };
   }

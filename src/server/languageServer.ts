@@ -86,9 +86,9 @@ export function startLanguageServer(connection: Connection, opts: ServerOptions 
   // Training runs in this process's worker pool; requests control it, notifications report it.
   const training = new TrainingService((st: TrainingStatus) => void connection.sendNotification(Methods.trainingStatus, st));
   const asError = (e: unknown): ResponseError<void> => new ResponseError(ErrorCodes.InvalidParams, (e as Error).message);
-  connection.onRequest(Methods.startTraining, (p: StartTrainingParams) => {
+  connection.onRequest(Methods.startTraining, async (p: StartTrainingParams) => {
     try {
-      return training.start(p);
+      return await training.start(p);
     } catch (e) {
       throw asError(e);
     }
@@ -143,7 +143,8 @@ export function startLanguageServer(connection: Connection, opts: ServerOptions 
   connection.onRequest('textDocument/inlineCompletion', async (params: InlineCompletionParams, token: CancellationToken): Promise<InlineCompletionItem[] | null> => {
     const s = await suggest(params, token);
     if (s === null) return null;
-    return [{ insertText: s.result.text, range: { start: s.pos, end: s.pos } }];
+    const end = { line: s.pos.line, character: s.pos.character + s.result.replaceChars };
+    return [{ insertText: s.result.text, range: { start: s.pos, end } }];
   });
 
   connection.onCompletion(async (params, token): Promise<CompletionItem[] | null> => {
@@ -160,7 +161,7 @@ export function startLanguageServer(connection: Connection, opts: ServerOptions 
       // Keep it on top and matched against what was typed so far on this word.
       sortText: '0',
       filterText: word + firstLine,
-      textEdit: { range: { start: { line: s.pos.line, character: s.pos.character - word.length }, end: s.pos }, newText: word + s.result.text },
+      textEdit: { range: { start: { line: s.pos.line, character: s.pos.character - word.length }, end: { line: s.pos.line, character: s.pos.character + s.result.replaceChars } }, newText: word + s.result.text },
     }];
   });
 

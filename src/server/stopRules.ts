@@ -85,3 +85,27 @@ export function trimAgainstSuffix(suggestion: string, restOfLine: string): strin
   }
   return suggestion;
 }
+
+/** True if every character of `needle` appears in `hay` in order. */
+function isSubsequence(needle: string, hay: string): boolean {
+  let i = 0;
+  for (let j = 0; j < hay.length && i < needle.length; j++) if (hay[j] === needle[i]) i++;
+  return i === needle.length;
+}
+
+/**
+ * Fits a suggestion to the text after the cursor on its line. Editors auto-close brackets and
+ * quotes, so `return "Hel|"` has a `"` after the cursor that the suggestion `lo, " + name;` also
+ * contains: the suggestion then REPLACES the rest of the line (replaceChars > 0), which the editor
+ * shows as ghost text around the existing closers and Tab turns into exactly the suggested line.
+ * Otherwise the suggestion is inserted at the cursor, minus any end of it that would duplicate
+ * the start of the rest of the line (trimAgainstSuffix).
+ */
+export function fitToLine(suggestion: string, restOfLine: string): { text: string; replaceChars: number } {
+  const rest = restOfLine.replace(/\s+$/, '');
+  if (rest.length > 0 && rest.length <= 16 && !suggestion.includes('\n') && isSubsequence(rest, suggestion)) {
+    // A suggestion that adds nothing to what is already there is no suggestion.
+    return suggestion.replace(/\s+$/, '') === rest ? { text: '', replaceChars: 0 } : { text: suggestion, replaceChars: rest.length };
+  }
+  return { text: trimAgainstSuffix(suggestion, restOfLine), replaceChars: 0 };
+}

@@ -36,7 +36,7 @@ export class TrainingService {
   }
 
   /** Starts a run (or resumes one from its checkpoint). Refuses while another run is active. */
-  start(p: StartTrainingParams): TrainingStatus {
+  async start(p: StartTrainingParams): Promise<TrainingStatus> {
     if (this.running !== null) return { ...this.status, message: `already ${this.status.state}: stop the current run first` };
     if (!Array.isArray(p?.folders) || p.folders.length === 0 || typeof p.outDir !== 'string') {
       throw new Error('startTraining needs { folders: string[], outDir: string }');
@@ -45,11 +45,14 @@ export class TrainingService {
     if (!isPresetName(preset)) throw new Error(`unknown preset ${String(preset)}`);
     const control = new TrainControl();
     this.control = control;
+    // A resumed run continues its chart: start from the saved history (trimmed or dropped when
+    // the trainer reports where it actually resumed, see the 'model' event).
     this.history = [];
     this.evals = [];
+    if (p.resume !== false) await this.loadSaved(p.outDir, false);
     this.snapshotExtra = { outDir: p.outDir };
     this.set({ state: 'preparing', message: 'indexing the workspace', phase: 'indexing', phaseFraction: 0 }, true);
-    const train = { maxMinutes: p.maxMinutes, maxSteps: p.maxSteps };
+    const train = { maxMinutes: p.maxMinutes, maxSteps: p.maxSteps, epochs: typeof p.epochs === 'number' && p.epochs > 0 ? p.epochs : undefined };
     this.running = runTraining(
       {
         folders: p.folders, outDir: p.outDir, preset, resume: p.resume ?? true, control,
@@ -96,17 +99,17 @@ export class TrainingService {
 
   /** Everything for a sidebar; when no run is active, the history of the run in `outDir` from its trainer state. */
   async snapshot(outDir?: string): Promise<TrainingSnapshot> {
-    if (this.running === null && this.history.length === 0 && outDir !== undefined) await this.loadSaved(outDir);
+    if (this.running === null && this.history.length === 0 && outDir !== undefined) await this.loadSaved(outDir, true);
     return { status: this.status, history: this.history, evals: this.evals, ...this.snapshotExtra };
   }
 
-  private async loadSaved(outDir: string): Promise<void> {
+  private async loadSaved(outDir: string, setStatus = true): Promise<void> {
     try {
       const s = JSON.parse(await fs.readFile(path.join(outDir, 'trainer_state.json'), 'utf8')) as TrainerState;
       this.history = (s.history ?? []).map((h) => ({ step: h.step, loss: h.loss }));
       this.evals = (s.evals ?? []).map((e) => ({ step: e.step, valLoss: e.valLoss }));
       this.snapshotExtra = { outDir };
-      if (this.status.state === 'idle') {
+      if (setStatus && this.status.state === 'idle') {
         this.status = {
           state: 'ready', message: `model at step ${s.step}`, step: s.step, totalSteps: s.totalSteps,
           ...(s.lastLoss !== null ? { loss: s.lastLoss } : {}), ...(s.lastValLoss !== null ? { valLoss: s.lastValLoss } : {}),
@@ -134,6 +137,13 @@ export class TrainingService {
         this.snapshotExtra.dataset = { trainTokens: e.train_tokens, valTokens: e.val_tokens };
         return;
       case 'model':
+        if (e.resumed_from_step === 0) {
+          this.history = [];
+          this.evals = [];
+        } else {
+          this.history = this.history.filter((h) => h.step <= e.resumed_from_step);
+          this.evals = this.evals.filter((h) => h.step <= e.resumed_from_step);
+        }
         this.snapshotExtra.model = { params: e.params, nLayer: e.n_layer, nHead: e.n_head, nEmbd: e.n_embd, context: e.context, vocabSize: e.vocab_size, batch: e.batch, engine: e.engine };
         this.status = { ...this.status, totalSteps: e.total_steps, step: e.resumed_from_step };
         return;

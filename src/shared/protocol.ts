@@ -64,6 +64,8 @@ export interface StartTrainingParams {
   threads?: number;
   maxMinutes?: number;
   maxSteps?: number;
+  /** Passes over the data (default: the preset's). */
+  epochs?: number;
   /** Continue the run in outDir from its newest checkpoint (if any). */
   resume?: boolean;
   /** Extra exclude globs (VS Code's files.exclude and the extension's settings). */

@@ -1,0 +1,67 @@
+// The language client: starts dist/server.js (the process that trains and completes) over node
+// IPC and exposes typed calls. The extension host itself does no training or inference work.
+import * as vscode from 'vscode';
+import { LanguageClient, LanguageClientOptions, ServerOptions, TransportKind } from 'vscode-languageclient/node';
+import { InitializationOptions, Methods, ModelStatusParams, StartTrainingParams, TrainingSnapshot, TrainingStatus } from '../shared/protocol';
+import { config } from './config';
+
+export interface ServerEvents {
+  onTrainingStatus(s: TrainingStatus): void;
+  onModelStatus(s: ModelStatusParams): void;
+}
+
+export class WorkspaceLmClient {
+  private readonly client: LanguageClient;
+
+  constructor(context: vscode.ExtensionContext, readonly runDir: string, output: vscode.LogOutputChannel, events: ServerEvents) {
+    const module = context.asAbsolutePath('dist/server.js');
+    const serverOptions: ServerOptions = {
+      run: { module, transport: TransportKind.ipc },
+      debug: { module, transport: TransportKind.ipc, options: { execArgv: ['--nolazy'] } },
+    };
+    const init: InitializationOptions = { modelDir: runDir, settings: config.completion() };
+    const clientOptions: LanguageClientOptions = {
+      // Every file-backed document: the model is trained on the workspace's own languages.
+      documentSelector: [{ scheme: 'file' }],
+      initializationOptions: init,
+      outputChannel: output,
+      // A crash of the server must not nag on every keystroke: restart quietly, log, show in the status bar.
+      revealOutputChannelOn: 4, // RevealOutputChannelOn.Never
+    };
+    this.client = new LanguageClient('workspaceLm', 'Workspace LM', serverOptions, clientOptions);
+    this.client.onNotification(Methods.trainingStatus, (s: TrainingStatus) => events.onTrainingStatus(s));
+    this.client.onNotification(Methods.modelStatus, (s: ModelStatusParams) => events.onModelStatus(s));
+  }
+
+  start(): Promise<void> {
+    return this.client.start();
+  }
+
+  async stop(): Promise<void> {
+    if (this.client.isRunning()) await this.client.stop(15_000);
+  }
+
+  startTraining(p: StartTrainingParams): Promise<TrainingStatus> {
+    return this.client.sendRequest(Methods.startTraining, p);
+  }
+
+  pause(): Promise<TrainingStatus> {
+    return this.client.sendRequest(Methods.pauseTraining);
+  }
+
+  resume(): Promise<TrainingStatus> {
+    return this.client.sendRequest(Methods.resumeTraining);
+  }
+
+  stopTraining(): Promise<TrainingStatus> {
+    return this.client.sendRequest(Methods.stopTraining);
+  }
+
+  snapshot(): Promise<TrainingSnapshot> {
+    return this.client.sendRequest(Methods.trainingSnapshot, { outDir: this.runDir });
+  }
+
+  updateSettings(): void {
+    void this.client.sendNotification(Methods.updateSettings, config.completion());
+  }
+}

@@ -1,0 +1,65 @@
+// The palette commands (category "Workspace LM"). Each checks what it needs (trust, an open
+// folder, a running server) and says plainly what is missing.
+import * as vscode from 'vscode';
+import { promises as fs } from 'node:fs';
+import { config } from './config';
+import type { ExtensionState } from './main';
+
+export function registerCommands(ctx: vscode.ExtensionContext, st: ExtensionState): void {
+  const reg = (id: string, fn: () => unknown): void => {
+    ctx.subscriptions.push(vscode.commands.registerCommand(id, fn));
+  };
+
+  reg('workspaceLm.train', async () => {
+    if (!vscode.workspace.isTrusted) {
+      void vscode.window.showWarningMessage('Workspace LM does not train in an untrusted workspace (Restricted Mode). Trust the workspace first.');
+      return;
+    }
+    const folders = vscode.workspace.workspaceFolders?.filter((f) => f.uri.scheme === 'file').map((f) => f.uri.fsPath) ?? [];
+    if (folders.length === 0 || st.runDir === null) {
+      void vscode.window.showWarningMessage('Workspace LM: open a folder to train on.');
+      return;
+    }
+    const client = await st.ensureClient();
+    if (client === null) return;
+    const threads = config.threads();
+    const maxMinutes = config.maxMinutes();
+    const epochs = config.epochs();
+    const status = await client.startTraining({
+      folders, outDir: st.runDir, preset: config.preset(), resume: true,
+      ...(threads > 0 ? { threads } : {}), ...(maxMinutes > 0 ? { maxMinutes } : {}), ...(epochs > 0 ? { epochs } : {}),
+      excludeGlobs: [...config.editorExcludes(), ...config.exclude()], includeGlobs: config.include(),
+    });
+    st.onTrainingStatus(status);
+    if (/already/.test(status.message)) void vscode.window.showInformationMessage(`Workspace LM: ${status.message}`);
+    st.view.reveal();
+  });
+
+  reg('workspaceLm.pause', async () => st.onTrainingStatus(await (await st.ensureClient())?.pause() ?? st.training));
+  reg('workspaceLm.resume', async () => st.onTrainingStatus(await (await st.ensureClient())?.resume() ?? st.training));
+  reg('workspaceLm.stop', async () => st.onTrainingStatus(await (await st.ensureClient())?.stopTraining() ?? st.training));
+  reg('workspaceLm.showTraining', () => st.view.reveal());
+  reg('workspaceLm.openLog', () => st.output.show(true));
+
+  reg('workspaceLm.toggleCompletions', async () => {
+    const on = !config.completionsEnabled();
+    await config.setCompletionsEnabled(on);
+    void vscode.window.setStatusBarMessage(`Workspace LM: inline completions ${on ? 'on' : 'off'}`, 2500);
+  });
+
+  reg('workspaceLm.deleteModel', async () => {
+    if (st.runDir === null) return;
+    const answer = await vscode.window.showWarningMessage(
+      'Delete the trained model, its checkpoints and its dataset for this workspace?', { modal: true, detail: st.runDir }, 'Delete',
+    );
+    if (answer !== 'Delete') return;
+    const client = st.client;
+    if (client !== null) {
+      await client.stopTraining();
+      await st.waitUntilIdle();
+    }
+    await fs.rm(st.runDir, { recursive: true, force: true });
+    void vscode.window.showInformationMessage('Workspace LM: model deleted.');
+    await st.view.sendSnapshot();
+  });
+}
