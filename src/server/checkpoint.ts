@@ -45,6 +45,8 @@ export interface TrainerState {
   lastValLoss: number | null;
   history: HistoryPoint[];
   evals: EvalPoint[];
+  /** Learning-rate multiplier after diverging steps were skipped (1 = none). */
+  lrScale?: number;
   /** sha256 of the binary files, checked on load. */
   files: Record<string, string>;
   savedAt: string;
@@ -115,6 +117,10 @@ export async function saveCheckpoint(input: SaveInput, keep: number): Promise<st
   const ckptRoot = path.join(runDir, 'checkpoints');
   await fs.mkdir(ckptRoot, { recursive: true });
   const finalDir = path.join(ckptRoot, checkpointDirName(input.state.step));
+  // Never save a broken model: a NaN or Inf weight would poison every later load and resume.
+  for (let i = 0; i < model.params.length; i++) {
+    if (!Number.isFinite(model.params[i]!)) throw new Error(`refusing to save checkpoint ${finalDir}: weight ${i} is ${model.params[i]}; the previous checkpoint is kept`);
+  }
   const tmpDir = path.join(ckptRoot, `.tmp-${checkpointDirName(input.state.step)}-${process.pid}-${Date.now()}`);
   await fs.mkdir(tmpDir);
   try {
@@ -309,4 +315,52 @@ export async function loadCheckpoint(dir: string, opts: { withOptimizer?: boolea
     }
   }
   throw new Error(`no usable checkpoint in ${abs}: ${rejected.map((r) => r.reason).join('; ')}`);
+}
+
+// ---- Imported models -----------------------------------------------------------------------
+
+/** Written next to an imported model instead of trainer_state.json: where it came from. */
+export const IMPORTED_FILE = 'imported.json';
+
+/**
+ * Installs weights trained elsewhere (PyTorch, `workspace-lm import`) as the newest checkpoint of
+ * a run: checkpoints/step-NNNNNNN one past the highest existing step (so the language server's
+ * watcher swaps it in), written like saveCheckpoint (temp dir, fsync, rename), then mirrored at
+ * the top level. It has no trainer_state.json (loaders treat it as an imported model, with no
+ * step or optimizer to resume from); imported.json records its provenance. The top-level
+ * trainer_state.json and optimizer.safetensors of the previous model are removed first, so no
+ * stale hashes vouch for the new files. Older checkpoints are kept (delete the imported one to
+ * go back).
+ */
+export async function saveImportedCheckpoint(runDir: string, model: Gpt, tokenizer: BpeTokenizer, provenance: Record<string, unknown>): Promise<{ dir: string; step: number }> {
+  const ckptRoot = path.join(runDir, 'checkpoints');
+  await fs.mkdir(ckptRoot, { recursive: true });
+  const newest = (await listCheckpoints(runDir))[0];
+  const step = newest === undefined ? 1 : Number(path.basename(newest).slice('step-'.length)) + 1;
+  const finalDir = path.join(ckptRoot, checkpointDirName(step));
+  const tmpDir = path.join(ckptRoot, `.tmp-${checkpointDirName(step)}-${process.pid}-${Date.now()}`);
+  await fs.mkdir(tmpDir);
+  try {
+    const files: Record<string, string> = {
+      [MODEL_FILE]: await writeFileSynced(path.join(tmpDir, MODEL_FILE), modelSafetensorsChunks(model)),
+      [CONFIG_FILE]: await writeFileSynced(path.join(tmpDir, CONFIG_FILE), JSON.stringify(toHfConfig(model.cfg), null, 2) + '\n'),
+      [TOKENIZER_FILE]: await writeFileSynced(path.join(tmpDir, TOKENIZER_FILE), JSON.stringify(tokenizer.toHuggingFaceJSON())),
+    };
+    const record = { format: 'workspace-lm/imported', version: 1, ...provenance, files, importedAt: new Date().toISOString() };
+    await writeFileSynced(path.join(tmpDir, IMPORTED_FILE), JSON.stringify(record, null, 1) + '\n');
+    await fsyncDir(tmpDir);
+    await fs.rename(tmpDir, finalDir);
+    await fsyncDir(ckptRoot);
+  } catch (e) {
+    await fs.rm(tmpDir, { recursive: true, force: true }).catch(() => undefined);
+    throw new Error(`could not write ${finalDir}: ${(e as Error).message}`);
+  }
+  for (const f of [STATE_FILE, OPTIMIZER_FILE]) await fs.rm(path.join(runDir, f), { force: true });
+  for (const f of [MODEL_FILE, CONFIG_FILE, TOKENIZER_FILE]) {
+    const tmp = path.join(runDir, `.${f}.tmp-${process.pid}`);
+    await fs.rm(tmp, { force: true });
+    await fs.link(path.join(finalDir, f), tmp).catch(() => fs.copyFile(path.join(finalDir, f), tmp));
+    await fs.rename(tmp, path.join(runDir, f));
+  }
+  return { dir: finalDir, step };
 }

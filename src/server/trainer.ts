@@ -43,12 +43,17 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** Pause/resume between steps (the language server's buttons); `signal` still stops. */
   control?: TrainControl;
+  /** Builds the step engine (default: the worker pool); fault-injection tests wrap it. */
+  engineFactory?: typeof createEngine;
 }
 
 /** Leave one core to the user (the editor, the shell); at least one thread. */
 export function defaultThreads(): number {
   return Math.max(1, os.availableParallelism() - 1);
 }
+
+/** Consecutive diverging steps (each skipped, with the learning rate halved) before a run stops. */
+const MAX_BAD_STEPS = 4;
 
 /** History kept in trainer_state.json: downsampled so it stays small on long runs. */
 const MAX_HISTORY = 2000;
@@ -253,7 +258,7 @@ export async function runTraining(opts: TrainOptions, rawEmit: TrainEventSink): 
   const warmupSteps = Math.max(1, Math.min(train.warmupMaxSteps, Math.round(train.warmupFraction * totalSteps)));
   const schedule: LrSchedule = { maxLr: train.learningRate, minLr: train.learningRate * train.minLrRatio, warmupSteps, totalSteps };
   const budgetSec = train.maxMinutes > 0 ? train.maxMinutes * 60 : 0;
-  const { engine, fallbackReason } = createEngine({ cfg: modelCfg, B, T, threads: opts.threads ?? defaultThreads(), fanout: opts.fanout ?? DEFAULT_FANOUT });
+  const { engine, fallbackReason } = (opts.engineFactory ?? createEngine)({ cfg: modelCfg, B, T, threads: opts.threads ?? defaultThreads(), fanout: opts.fanout ?? DEFAULT_FANOUT });
   if (fallbackReason !== null) emit({ event: 'warning', message: fallbackReason });
   const { model, optimizer } = engine;
   if (resumeFrom !== null) {
@@ -333,7 +338,7 @@ async function trainLoop(c: LoopContext): Promise<void> {
       runDir: outDir, model, optimizer, tokenizer: data.tokenizer,
       state: {
         step, totalSteps, tokensSeen, elapsedSec: elapsed(), cursor: loader.cursor(), rng: rng.state(),
-        model: modelCfg, train, datasetHash: data.hash, lastLoss, lastValLoss, history, evals,
+        model: modelCfg, train, datasetHash: data.hash, lastLoss, lastValLoss, history, evals, lrScale,
       },
     }, train.keepCheckpoints);
     emit({ event: 'checkpoint', step, dir });
@@ -342,6 +347,9 @@ async function trainLoop(c: LoopContext): Promise<void> {
 
   let stopped = false;
   let savedAt = -1;
+  /** Learning-rate multiplier, halved after each diverging step (kept in checkpoints). */
+  let lrScale = state?.lrScale ?? 1;
+  let badSteps = 0;
   const stopRequested = (): boolean => opts.signal?.aborted === true || opts.control?.signal.aborted === true;
   while (step < totalSteps) {
     if (opts.control?.paused === true && !stopRequested()) {
@@ -355,14 +363,22 @@ async function trainLoop(c: LoopContext): Promise<void> {
     if (stopRequested()) { stopped = true; break; }
     if (budgetSec > 0 && elapsed() >= budgetSec) break;
     const progress = Math.max(step / totalSteps, budgetSec > 0 ? elapsed() / budgetSec : 0);
-    hyper.lr = learningRate(schedule, step, progress);
+    hyper.lr = learningRate(schedule, step, progress) * lrScale;
     loader.next(ids, targets);
     const { loss, gradNorm } = await engine.step(ids, targets, hyper, train.gradClip);
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-      // The engines skip the update on a non-finite loss or gradient: the weights are still the
-      // last good ones, but a diverged run should stop and say so rather than limp on.
-      throw new Error(`loss became ${loss} (gradient norm ${gradNorm}) at step ${step + 1}: training diverged (try a lower learning rate); the last checkpoint is intact`);
+      // The engines skip the update on a non-finite loss or gradient, so the weights are still
+      // the last good ones. Skip this batch and halve the learning rate; a run that keeps
+      // diverging stops with a clear message (its last checkpoint is intact).
+      badSteps++;
+      if (badSteps >= MAX_BAD_STEPS) {
+        throw new Error(`training diverged: ${badSteps} steps in a row gave a non-finite loss or gradient (last loss ${loss}, gradient norm ${gradNorm}) at step ${step + 1}; the last checkpoint is intact — try a lower learning rate`);
+      }
+      lrScale *= 0.5;
+      emit({ event: 'warning', message: `step ${step + 1}: non-finite loss or gradient (loss ${loss}); skipped the update and halved the learning rate (now ×${lrScale})` });
+      continue;
     }
+    badSteps = 0;
     step++;
     tokensSeen += B * T;
     lastLoss = loss;

@@ -51,14 +51,19 @@ export class TrainingPool {
   readonly optimizer: AdamW;
   /** Bytes of shared memory in use (weights, moments, gradients, activations, scratch). */
   readonly sharedBytes: number;
-  private readonly pool: Piscina;
+  private pool: Piscina;
+  private readonly setup: PoolSetup;
+  /** Worker-failure recoveries so far (a dead or throwing thread replaced, its step redone). */
+  recoveries = 0;
   private readonly B: number;
   private readonly T: number;
   private readonly ids: Int32Array;
   private readonly targets: Int32Array;
   private readonly batch: { starts: number[]; counts: number[] };
 
-  private constructor(opts: PoolOptions, pool: Piscina, model: Gpt, optimizer: AdamW, ids: Int32Array, targets: Int32Array, sharedBytes: number) {
+  private constructor(opts: PoolOptions, setup: PoolSetup, model: Gpt, optimizer: AdamW, ids: Int32Array, targets: Int32Array, sharedBytes: number) {
+    this.setup = setup;
+    const pool = startThreads(setup, opts.threads);
     this.threads = opts.threads;
     this.tree = reductionTree(opts.threads, opts.fanout);
     this.pool = pool;
@@ -107,21 +112,13 @@ export class TrainingPool {
     const optimizer = new AdamW(numParams, { m, v });
     const setup: PoolSetup = {
       module, memory, cfg, T, seqsPerPass, paramsPtr: params.byteOffset, mPtr: m.byteOffset, vPtr: v.byteOffset,
-      idsPtr: ids.byteOffset, targetsPtr: targets.byteOffset, slots, scratchPtrs, counterPtr,
+      idsPtr: ids.byteOffset, targetsPtr: targets.byteOffset, slots, scratchPtrs, counterPtr, workerFile,
     };
-    const pool = new Piscina({
-      filename: workerFile,
-      minThreads: threads,
-      maxThreads: threads,
-      // Idle threads block in Atomics.wait (no spinning) and are never torn down mid-run.
-      atomics: 'sync',
-      idleTimeout: Number.MAX_SAFE_INTEGER,
-      workerData: setup,
-    });
-    return new TrainingPool(opts, pool, model, optimizer, ids, targets, arena.bytesUsed);
+    return new TrainingPool(opts, setup, model, optimizer, ids, targets, arena.bytesUsed);
   }
 
-  private run(task: PoolTask): Promise<number> {
+  /** Internal: one task on whichever thread is free (tests use it to inject a failing task). */
+  run(task: PoolTask): Promise<number> {
     return this.pool.run(task) as Promise<number>;
   }
 
@@ -158,22 +155,59 @@ export class TrainingPool {
     }
   }
 
+  /**
+   * Replaces every worker thread (after one died or threw): the weights, moments and gradients
+   * live in the shared memory, which outlives the threads, so nothing is lost but the step.
+   */
+  private async restartThreads(): Promise<void> {
+    this.recoveries++;
+    await this.pool.destroy().catch(() => undefined);
+    new Int32Array(this.setup.memory.buffer as SharedArrayBuffer, this.setup.counterPtr, 1)[0] = 0;
+    this.pool = startThreads(this.setup, this.threads);
+  }
+
+  /**
+   * Runs `phase`; if a worker fails (throws or dies), replaces the threads and runs it once more.
+   * Only for phases that can be redone from scratch (gradients, norms, evaluation).
+   */
+  private async retrying<T>(what: string, phase: () => Promise<T>): Promise<T> {
+    try {
+      return await phase();
+    } catch (first) {
+      await this.restartThreads();
+      try {
+        return await phase();
+      } catch (second) {
+        throw new Error(`a training worker failed twice while ${what}: ${(second as Error).message} (first: ${(first as Error).message})`);
+      }
+    }
+  }
+
   /** One optimizer step on a [B,T] batch. Returns the batch's mean loss and the pre-clip gradient norm. */
   async trainStep(ids: ArrayLike<number>, targets: ArrayLike<number>, hyper: AdamWHyper, gradClip: number): Promise<StepResult> {
     const denom = this.load(ids, targets);
     if (denom === 0) throw new Error('pool: batch has no targets');
     const { starts, counts } = this.batch;
-    const losses = await Promise.all(this.activeSlots().map((w) => this.run({ kind: 'grad', slot: w, seqStart: starts[w]!, seqCount: counts[w]!, lossDenominator: denom })));
-    const loss = losses.reduce((a, b) => a + b, 0);
-    await this.reduce();
     const n = this.model.numParams;
     const ranges = splitRange(n, this.threads);
-    const squares = await Promise.all(ranges.map(([lo, hi]) => this.run({ kind: 'sumsq', slot: this.tree.root, lo, hi })));
-    const gradNorm = Math.sqrt(squares.reduce((a, b) => a + b, 0));
+    // Gradients, tree reduction and norm can be recomputed from scratch if a worker fails:
+    // every gradient task starts by zeroing its slot, and nothing touched the weights yet.
+    const { loss, gradNorm } = await this.retrying('computing gradients', async () => {
+      const losses = await Promise.all(this.activeSlots().map((w) => this.run({ kind: 'grad', slot: w, seqStart: starts[w]!, seqCount: counts[w]!, lossDenominator: denom })));
+      await this.reduce();
+      const squares = await Promise.all(ranges.map(([lo, hi]) => this.run({ kind: 'sumsq', slot: this.tree.root, lo, hi })));
+      return { loss: losses.reduce((a, b) => a + b, 0), gradNorm: Math.sqrt(squares.reduce((a, b) => a + b, 0)) };
+    });
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) return { loss, gradNorm };
     const gradScale = clipCoefficient(gradNorm, gradClip);
     const t = ++this.optimizer.step;
-    await Promise.all(ranges.map(([lo, hi]) => this.run({ kind: 'adamw', slot: this.tree.root, lo, hi, t, gradScale, ...hyper })));
+    try {
+      await Promise.all(ranges.map(([lo, hi]) => this.run({ kind: 'adamw', slot: this.tree.root, lo, hi, t, gradScale, ...hyper })));
+    } catch (e) {
+      // Part of the weights may already be updated: this step cannot be redone in place.
+      await this.restartThreads();
+      throw new Error(`a training worker failed during the optimizer update of step ${t}: ${(e as Error).message}; resume from the last checkpoint`);
+    }
     return { loss, gradNorm };
   }
 
@@ -182,11 +216,25 @@ export class TrainingPool {
     const denom = this.load(ids, targets);
     if (denom === 0) return NaN;
     const { starts, counts } = this.batch;
-    const parts = await Promise.all(this.activeSlots().map((w) => this.run({ kind: 'eval', slot: w, seqStart: starts[w]!, seqCount: counts[w]!, lossDenominator: denom })));
-    return parts.reduce((a, b) => a + b, 0);
+    return this.retrying('evaluating', async () => {
+      const parts = await Promise.all(this.activeSlots().map((w) => this.run({ kind: 'eval', slot: w, seqStart: starts[w]!, seqCount: counts[w]!, lossDenominator: denom })));
+      return parts.reduce((a, b) => a + b, 0);
+    });
   }
 
   async close(): Promise<void> {
     await this.pool.destroy();
   }
+}
+
+function startThreads(setup: PoolSetup, threads: number): Piscina {
+  return new Piscina({
+    filename: setup.workerFile,
+    minThreads: threads,
+    maxThreads: threads,
+    // Idle threads block in Atomics.wait (no spinning) and are never torn down mid-run.
+    atomics: 'sync',
+    idleTimeout: Number.MAX_SAFE_INTEGER,
+    workerData: setup,
+  });
 }

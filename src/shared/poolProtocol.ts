@@ -36,6 +36,8 @@ export interface PoolSetup {
   /** One packing scratch region per worker thread, claimed at start-up through `counterPtr`. */
   scratchPtrs: number[];
   counterPtr: number;
+  /** The worker script (dist/trainWorker.js). */
+  workerFile: string;
 }
 
 export type PoolTask =
