@@ -487,3 +487,23 @@ describe('canary: planted secrets never reach the tokens, the vocabulary or a tr
     }
   });
 });
+
+test('a byte budget keeps a deterministic, walk-order-independent sample under the budget', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'wlm-sample-'));
+  for (let d = 0; d < 4; d++) {
+    mkdirSync(join(dir, `pkg${d}`));
+    for (let i = 0; i < 50; i++) writeFileSync(join(dir, `pkg${d}`, `file${i}.c`), `int f${d}_${i}(void) { return ${i}; }\n`.repeat(40));
+  }
+  const index = indexFolder;
+  const all = await index(dir, { maxFileBytes: 1e6 });
+  const budget = Math.floor(all.summary.bytes / 3);
+  const a = await index(dir, { maxFileBytes: 1e6, maxTotalBytes: budget });
+  const b = await index(dir, { maxFileBytes: 1e6, maxTotalBytes: budget });
+  assert.ok(a.summary.bytes <= budget && a.summary.bytes > budget / 4, `kept ${a.summary.bytes} of budget ${budget}`);
+  assert.deepEqual(a.docs.map((d) => d.path), b.docs.map((d) => d.path));
+  const out = a.summary.skipped['sampled-out']!;
+  assert.equal(out.files + a.summary.files, all.summary.files);
+  assert.equal(out.bytes + a.summary.bytes, all.summary.bytes);
+  // Every package is represented (a hash sample, not the first folders walked).
+  for (let d = 0; d < 4; d++) assert.ok(a.docs.some((doc) => doc.path.startsWith(`pkg${d}/`)), `pkg${d} sampled`);
+});

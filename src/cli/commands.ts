@@ -21,19 +21,27 @@ export const USAGE = `workspace-lm — train a small GPT on a code folder and co
 
 Usage:
   workspace-lm train <folder> [--out DIR] [--preset tiny|small|seed] [--epochs N] [--max-steps N]
-                     [--minutes M] [--threads N] [--fanout N] [--checkpoint-every N] [--seed N] [--resume] [--json]
+                     [--minutes M] [--threads N] [--fanout N] [--checkpoint-every N] [--seed N]
+                     [--memory-cap MB] [--resume] [--json]
   workspace-lm complete --checkpoint DIR [--max-tokens N] [--temperature T] [--top-p P] [--seed N]
                      (reads the prompt on stdin, prints the continuation)
   workspace-lm info --checkpoint DIR [--json]
   workspace-lm serve --stdio [--checkpoint DIR]
                      (LSP server with inline completions; without --checkpoint it serves the
                      newest checkpoint of <workspace root>/.workspace-lm)
+  workspace-lm export <folder|run-dir> --to DIR [--no-weights] [--json]
+                     (a PyTorch training bundle: data, tokenizer, config, weights, train_torch.py
+                     for one machine, several GPUs or nodes; see DIR/README.md)
+  workspace-lm import DIR [--out RUN_DIR] [--json]
+                     (checks a model folder, e.g. train_torch.py's --out, and makes it the served
+                     model of RUN_DIR, default ./.workspace-lm)
 
 Options:
   --out DIR      where the run lives (default: <folder>/.workspace-lm)
   --preset       ${Object.entries(PRESETS).map(([k, v]) => `${k} (${v.description})`).join('; ')}
   --threads N    worker threads (default: all cores but one, at least 1)
   --fanout N     leaders around the root of the gradient reduction tree (default 12)
+  --memory-cap MB  memory budget (default 1536): a larger workspace trains on a sample of its files
   --resume       continue the run in --out from its newest checkpoint
   --json         one JSON object per line instead of a progress bar
   --verbose      show stack traces on errors
@@ -65,7 +73,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     out: { type: 'string' }, preset: { type: 'string' }, epochs: { type: 'string' }, 'max-steps': { type: 'string' },
     minutes: { type: 'string' }, threads: { type: 'string' }, 'checkpoint-every': { type: 'string' }, seed: { type: 'string' },
-    fanout: { type: 'string' }, resume: { type: 'boolean' }, json: { type: 'boolean' },
+    fanout: { type: 'string' }, 'memory-cap': { type: 'string' }, resume: { type: 'boolean' }, json: { type: 'boolean' },
   });
   if (positionals.length !== 1) throw new UsageError('train needs exactly one folder: workspace-lm train <folder>');
   const folder = path.resolve(positionals[0]!);
@@ -73,6 +81,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (!isPresetName(preset)) throw new UsageError(`unknown preset "${preset}": use one of ${Object.keys(PRESETS).join(', ')}`);
   const threads = intFlag(values.threads, 'threads', 1);
   const fanout = intFlag(values.fanout, 'fanout', 1);
+  const memoryCapMb = intFlag(values['memory-cap'], 'memory-cap', 256);
   const train: Partial<TrainConfig> = {
     epochs: numFlag(values.epochs, 'epochs', 0.001),
     maxSteps: intFlag(values['max-steps'], 'max-steps', 1),
@@ -99,7 +108,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    await runTraining({ folders: [folder], outDir, preset, train, threads, fanout, resume: values.resume === true, signal: controller.signal }, emit);
+    await runTraining({ folders: [folder], outDir, preset, train, threads, fanout, resume: values.resume === true, signal: controller.signal, ...(memoryCapMb !== undefined ? { memoryCapMb } : {}) }, emit);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -26,7 +26,7 @@ export function registerCommands(ctx: vscode.ExtensionContext, st: ExtensionStat
     const maxMinutes = config.maxMinutes();
     const epochs = config.epochs();
     const status = await client.startTraining({
-      folders, outDir: st.runDir, preset: config.preset(), resume: true,
+      folders, outDir: st.runDir, preset: config.preset(), resume: true, memoryCapMb: config.memoryCapMb(),
       ...(threads > 0 ? { threads } : {}), ...(maxMinutes > 0 ? { maxMinutes } : {}), ...(epochs > 0 ? { epochs } : {}),
       excludeGlobs: [...config.editorExcludes(), ...config.exclude()], includeGlobs: config.include(),
     });

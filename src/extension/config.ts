@@ -30,6 +30,11 @@ export const config = {
     const v = section().get<number>('epochs', 0);
     return typeof v === 'number' && v >= 0 ? v : 0;
   },
+  /** Memory budget of training in MB. */
+  memoryCapMb(): number {
+    const v = section().get<number>('memoryCapMb', 1536);
+    return typeof v === 'number' && v >= 256 ? v : 1536;
+  },
   autoTrainOnOpen(): boolean {
     return section().get<boolean>('autoTrainOnOpen', false);
   },

@@ -10,6 +10,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import ignore, { Ignore } from 'ignore';
 import type { Document } from '../ml/dataset';
+import { hashString } from '../ml/rng';
 import { compileSecretPatterns, redactSecretsInBytes } from './secrets';
 
 /** Version control metadata. */
@@ -37,6 +38,7 @@ const SOURCE_MAP_NAME = /\.(m?js|cjs|jsx|tsx?|css|scss|less)\.map$/i;
 const NOTEBOOK_READ_FACTOR = 32;
 
 export type SkipReason =
+  | 'sampled-out' // over the memory cap's byte budget: left out of a deterministic sample
   | 'ignored' // .gitignore files and .git/info/exclude
   | 'excluded' // includeGlobs/excludeGlobs (editor settings), excludeDirs, this tool's output folder
   | 'vcs' // .git and friends
@@ -95,6 +97,12 @@ export interface IndexOptions {
   includeGlobs?: string[];
   /** Extra secret patterns (JavaScript regex source); the first capture group, if any, is what is redacted. */
   extraSecretPatterns?: string[];
+  /**
+   * Keep at most about this many bytes (the memory cap's share): beyond it, a deterministic
+   * sample of files is kept — by a hash of their path, so the choice does not depend on the
+   * walk order and a file stays in or out across runs. Dropped files count as 'sampled-out'.
+   */
+  maxTotalBytes?: number;
   onProgress?: (filesSeen: number) => void;
 }
 
@@ -113,6 +121,8 @@ export async function indexFolder(root: string, opts: IndexOptions): Promise<Cor
   const includeGlobs = globMatcher(opts.includeGlobs ?? []);
   const extraPatterns = compileSecretPatterns(opts.extraSecretPatterns ?? []);
   const docs: Document[] = [];
+  /** Files whose path hash is below this are kept (all of them until the byte budget is exceeded). */
+  let keepBelow = 2 ** 32;
   const summary: CorpusSummary = { files: 0, bytes: 0, skipped: {}, secrets: {} };
   const tally = (reason: SkipReason): SkipTally => (summary.skipped[reason] ??= { files: 0, bytes: 0, dirs: 0 });
   const skip = (reason: SkipReason, bytes: number): void => {
@@ -193,9 +203,24 @@ export async function indexFolder(root: string, opts: IndexOptions): Promise<Cor
     }
     const redacted = redactSecretsInBytes(bytes, extraPatterns);
     for (const [rule, n] of Object.entries(redacted.counts)) summary.secrets[rule] = (summary.secrets[rule] ?? 0) + n;
+    if (hashString(rel) >= keepBelow) return skip('sampled-out', redacted.bytes.length);
     docs.push({ path: rel, bytes: redacted.bytes });
     summary.files++;
     summary.bytes += redacted.bytes.length;
+    // Over budget: halve the kept share of the hash space and drop what falls outside it.
+    while (opts.maxTotalBytes !== undefined && summary.bytes > opts.maxTotalBytes && keepBelow > 1) {
+      keepBelow = Math.floor(keepBelow / 2);
+      for (let i = docs.length - 1; i >= 0; i--) {
+        const d = docs[i]!;
+        if (hashString(d.path) < keepBelow) continue;
+        docs.splice(i, 1);
+        summary.files--;
+        summary.bytes -= d.bytes.length;
+        const t = tally('sampled-out');
+        t.files++;
+        t.bytes += d.bytes.length;
+      }
+    }
   };
 
   const walk = async (dir: string, inherited: Rules): Promise<void> => {

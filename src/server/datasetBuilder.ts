@@ -20,6 +20,10 @@ export interface BuildInput {
   excludeGlobs?: string[];
   includeGlobs?: string[];
   extraSecretPatterns?: string[];
+  /** Source bytes to keep at most, over all folders (beyond it: a deterministic sample). */
+  maxTotalBytes?: number;
+  /** For the message when sampling happens. */
+  memoryCapMb?: number;
 }
 
 export interface BuildOutput {
@@ -60,6 +64,7 @@ export async function buildDataset(input: BuildInput, emit: TrainEventSink): Pro
       ...(input.excludeGlobs !== undefined ? { excludeGlobs: input.excludeGlobs } : {}),
       ...(input.includeGlobs !== undefined ? { includeGlobs: input.includeGlobs } : {}),
       ...(input.extraSecretPatterns !== undefined ? { extraSecretPatterns: input.extraSecretPatterns } : {}),
+      ...(input.maxTotalBytes !== undefined ? { maxTotalBytes: Math.floor(input.maxTotalBytes / input.folders.length) } : {}),
       onProgress: (n) => emit({ event: 'progress', phase: 'indexing', fraction: 0, detail: `${seenBefore + n} files` }),
     });
     // In a multi-root workspace each folder's files are named under the folder, so paths (and
@@ -70,6 +75,11 @@ export async function buildDataset(input: BuildInput, emit: TrainEventSink): Pro
     seenBefore += corpus.summary.files;
   }
   const summary = mergeSummaries(summaries);
+  const dropped = summary.skipped['sampled-out'];
+  if (dropped !== undefined && dropped.files > 0) {
+    const mb = (n: number): string => (n / 1e6).toFixed(1);
+    emit({ event: 'warning', message: `the workspace has ${mb(summary.bytes + dropped.bytes)} MB of code, more than fits the memory cap${input.memoryCapMb !== undefined ? ` of ${input.memoryCapMb} MB` : ''}: training on a ${mb(summary.bytes)} MB sample (${summary.files} of ${summary.files + dropped.files} files)` });
+  }
   const split = splitByFile(docs, DEFAULT_DATA.valFraction);
   emit({
     event: 'corpus', files: summary.files, bytes: summary.bytes, train_files: split.train.length, val_files: split.val.length,

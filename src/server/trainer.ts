@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_FANOUT, DEFAULT_TRAIN, ModelConfig, PRESETS, PresetName, TrainConfig } from '../ml/config';
+import { DEFAULT_FANOUT, DEFAULT_MEMORY_CAP_MB, DEFAULT_TRAIN, ModelConfig, parameterCount, PREP_BYTES_PER_SOURCE_BYTE, PRESETS, PresetName, TrainConfig } from '../ml/config';
 import { BpeTokenizer } from '../ml/bpe';
 import { BatchLoader, validationBatches } from '../ml/dataset';
 import { Gpt } from '../ml/gpt';
@@ -39,6 +39,8 @@ export interface TrainOptions {
   includeGlobs?: string[];
   /** User-supplied secret patterns (regex sources), redacted like the built-in rules. */
   extraSecretPatterns?: string[];
+  /** Memory cap in MB (default DEFAULT_MEMORY_CAP_MB): a larger workspace trains on a sample. */
+  memoryCapMb?: number;
   /** Stop (checkpoint and end) when aborted. */
   signal?: AbortSignal;
   /** Pause/resume between steps (the language server's buttons); `signal` still stops. */
@@ -96,6 +98,20 @@ interface Prepared {
   hash: string;
 }
 
+/**
+ * How much source the dataset may hold under the memory cap: what is left after the model's
+ * weights, moments and per-thread gradients and a fixed runtime allowance, at
+ * PREP_BYTES_PER_SOURCE_BYTE bytes of peak memory per source byte.
+ */
+function corpusBudget(opts: TrainOptions, vocabSize: number): { maxTotalBytes: number; memoryCapMb: number } {
+  const capMb = opts.memoryCapMb ?? DEFAULT_MEMORY_CAP_MB;
+  const params = parameterCount({ ...PRESETS[opts.preset].model, vocabSize });
+  const threads = opts.threads ?? defaultThreads();
+  const modelBytes = params * 4 * (3 + threads) + threads * 40e6;
+  const left = capMb * 1e6 - modelBytes - 150e6;
+  return { maxTotalBytes: Math.max(1e6, Math.floor(left / PREP_BYTES_PER_SOURCE_BYTE)), memoryCapMb: capMb };
+}
+
 /** Runs buildDataset in a worker thread (in-process if the worker bundle is missing). */
 function buildInWorker(input: BuildInput, emit: TrainEventSink): Promise<BuildOutput> {
   const file = distPath('prepareWorker.js');
@@ -123,6 +139,7 @@ async function prepareDataset(opts: TrainOptions, vocabSize: number, emit: Train
     ...(opts.excludeGlobs !== undefined ? { excludeGlobs: opts.excludeGlobs } : {}),
     ...(opts.includeGlobs !== undefined ? { includeGlobs: opts.includeGlobs } : {}),
     ...(opts.extraSecretPatterns !== undefined ? { extraSecretPatterns: opts.extraSecretPatterns } : {}),
+    ...corpusBudget(opts, vocabSize),
   }, emit);
   const tokenizer = given ?? BpeTokenizer.fromHuggingFaceJSON(built.tokenizerJson);
   const { train, val } = built;
@@ -250,7 +267,7 @@ export async function runTraining(opts: TrainOptions, rawEmit: TrainEventSink): 
   const B = train.batchSize;
   const T = Math.min(modelCfg.contextLength, Math.max(8, data.train.length - 1));
   if (data.train.length < 2) throw new Error('the training set is empty after tokenization: add source files to the folder');
-  const loader = new BatchLoader(data.train, B, T, train.seed);
+  const loader = new BatchLoader(data.train, B, T, train.seed, { fimRate: train.fimRate ?? 0, tokenizer: data.tokenizer });
   if (state !== null) loader.restore(state.cursor);
   const valSet = validationBatches(data.val, B, T, train.evalBatches);
   const plannedSteps = Math.max(1, Math.round(train.epochs * loader.stepsPerEpoch));

@@ -57,6 +57,7 @@ export class TrainingService {
       {
         folders: p.folders, outDir: p.outDir, preset, resume: p.resume ?? true, control,
         ...(p.threads !== undefined ? { threads: p.threads } : {}), train,
+        ...(typeof p.memoryCapMb === 'number' && p.memoryCapMb >= 256 ? { memoryCapMb: p.memoryCapMb } : {}),
         ...(Array.isArray(p.excludeGlobs) ? { excludeGlobs: p.excludeGlobs.filter((g) => typeof g === 'string') } : {}),
         ...(Array.isArray(p.includeGlobs) && p.includeGlobs.length > 0 ? { includeGlobs: p.includeGlobs.filter((g) => typeof g === 'string') } : {}),
       },

@@ -66,6 +66,8 @@ export interface StartTrainingParams {
   maxSteps?: number;
   /** Passes over the data (default: the preset's). */
   epochs?: number;
+  /** Memory budget of the training process (MB); a larger workspace trains on a sample. */
+  memoryCapMb?: number;
   /** Continue the run in outDir from its newest checkpoint (if any). */
   resume?: boolean;
   /** Extra exclude globs (VS Code's files.exclude and the extension's settings). */
