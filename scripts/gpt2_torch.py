@@ -215,6 +215,9 @@ class Attention(nn.Module):
         self.n_head = cfg.n_head
         self.c_attn = Conv1D(cfg.n_embd, 3 * cfg.n_embd)
         self.c_proj = Conv1D(cfg.n_embd, cfg.n_embd)
+        # Opt-in (train_torch.py sets it on GPUs): the same attention through PyTorch 2's fused
+        # kernel. Off by default so the written-out version below is what gives our logits.
+        self.fused = False
 
     def forward(self, x):
         B, T, C = x.shape
@@ -222,6 +225,9 @@ class Attention(nn.Module):
         q, k, v = self.c_attn(x).split(C, dim=2)
         # [B, T, C] -> [B, NH, T, hs]: head h owns columns h*hs:(h+1)*hs.
         q, k, v = (t.view(B, T, self.n_head, hs).transpose(1, 2) for t in (q, k, v))
+        if self.fused:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
         att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)
         causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
         att = att.masked_fill(~causal, float("-inf")).softmax(dim=-1)
@@ -269,7 +275,10 @@ class GPT2(nn.Module):
             nn.init.normal_(emb.weight, std=0.02)
 
     def forward(self, ids, targets=None):
-        """ids: [B, T] int64 -> (logits [B, T, V], mean cross-entropy or None)."""
+        """ids: [B, T] int64 -> (logits [B, T, V], mean cross-entropy or None).
+
+        Targets of -1 are ignored (padding: the mean is over the others), as in our engine.
+        """
         T = ids.shape[1]
         if T > self.config.n_positions:
             raise ValueError(f"sequence length {T} exceeds n_positions {self.config.n_positions}")
@@ -281,7 +290,7 @@ class GPT2(nn.Module):
         logits = tr.ln_f(x) @ tr.wte.weight.t()
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-1)
         return logits, loss
 
 

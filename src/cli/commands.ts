@@ -22,7 +22,7 @@ export const USAGE = `workspace-lm — train a small GPT on a code folder and co
 Usage:
   workspace-lm train <folder> [--out DIR] [--preset tiny|small|seed] [--epochs N] [--max-steps N]
                      [--minutes M] [--threads N] [--fanout N] [--checkpoint-every N] [--seed N]
-                     [--memory-cap MB] [--resume] [--json]
+                     [--memory-cap MB] [--resume | --retrain] [--json]
   workspace-lm complete --checkpoint DIR [--max-tokens N] [--temperature T] [--top-p P] [--seed N]
                      (reads the prompt on stdin, prints the continuation)
   workspace-lm info --checkpoint DIR [--json]
@@ -43,6 +43,8 @@ Options:
   --fanout N     leaders around the root of the gradient reduction tree (default 12)
   --memory-cap MB  memory budget (default 1536): a larger workspace trains on a sample of its files
   --resume       continue the run in --out from its newest checkpoint
+  --retrain      after the files changed: a new run from the previous model's weights
+                 (only changed files are re-read and re-encoded)
   --json         one JSON object per line instead of a progress bar
   --verbose      show stack traces on errors
 `;
@@ -73,7 +75,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     out: { type: 'string' }, preset: { type: 'string' }, epochs: { type: 'string' }, 'max-steps': { type: 'string' },
     minutes: { type: 'string' }, threads: { type: 'string' }, 'checkpoint-every': { type: 'string' }, seed: { type: 'string' },
-    fanout: { type: 'string' }, 'memory-cap': { type: 'string' }, resume: { type: 'boolean' }, json: { type: 'boolean' },
+    fanout: { type: 'string' }, 'memory-cap': { type: 'string' }, resume: { type: 'boolean' }, retrain: { type: 'boolean' }, json: { type: 'boolean' },
   });
   if (positionals.length !== 1) throw new UsageError('train needs exactly one folder: workspace-lm train <folder>');
   const folder = path.resolve(positionals[0]!);
@@ -108,7 +110,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    await runTraining({ folders: [folder], outDir, preset, train, threads, fanout, resume: values.resume === true, signal: controller.signal, ...(memoryCapMb !== undefined ? { memoryCapMb } : {}) }, emit);
+    if (values.resume === true && values.retrain === true) throw new UsageError('--resume and --retrain exclude each other');
+    await runTraining({ folders: [folder], outDir, preset, train, threads, fanout, resume: values.resume === true, retrain: values.retrain === true, signal: controller.signal, ...(memoryCapMb !== undefined ? { memoryCapMb } : {}) }, emit);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

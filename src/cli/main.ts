@@ -1,11 +1,13 @@
 // Entry point of the `workspace-lm` command: dispatch, and errors as one line with an exit code.
 import { completeCommand, infoCommand, serveCommand, trainCommand, UsageError, USAGE } from './commands';
+import { exportCommand, importCommand } from './exportImportCommands';
 
 const commands: Record<string, (argv: string[]) => Promise<number>> = {
   train: trainCommand,
   complete: completeCommand,
   info: infoCommand,
   serve: serveCommand,
+  export: exportCommand, import: importCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

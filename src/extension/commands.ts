@@ -10,7 +10,7 @@ export function registerCommands(ctx: vscode.ExtensionContext, st: ExtensionStat
     ctx.subscriptions.push(vscode.commands.registerCommand(id, fn));
   };
 
-  reg('workspaceLm.train', async () => {
+  const train = async (retrain: boolean): Promise<void> => {
     if (!vscode.workspace.isTrusted) {
       void vscode.window.showWarningMessage('Workspace LM does not train in an untrusted workspace (Restricted Mode). Trust the workspace first.');
       return;
@@ -26,14 +26,17 @@ export function registerCommands(ctx: vscode.ExtensionContext, st: ExtensionStat
     const maxMinutes = config.maxMinutes();
     const epochs = config.epochs();
     const status = await client.startTraining({
-      folders, outDir: st.runDir, preset: config.preset(), resume: true, memoryCapMb: config.memoryCapMb(),
+      folders, outDir: st.runDir, preset: config.preset(), resume: !retrain, retrain, memoryCapMb: config.memoryCapMb(),
       ...(threads > 0 ? { threads } : {}), ...(maxMinutes > 0 ? { maxMinutes } : {}), ...(epochs > 0 ? { epochs } : {}),
       excludeGlobs: [...config.editorExcludes(), ...config.exclude()], includeGlobs: config.include(),
     });
     st.onTrainingStatus(status);
     if (/already/.test(status.message)) void vscode.window.showInformationMessage(`Workspace LM: ${status.message}`);
-    st.view.reveal();
-  });
+    if (!retrain) st.view.reveal();
+  };
+  reg('workspaceLm.train', () => train(false));
+  // Not in the palette: used by "retrain on changes" after edits settle.
+  reg('workspaceLm.retrain', () => train(true));
 
   reg('workspaceLm.pause', async () => st.onTrainingStatus(await (await st.ensureClient())?.pause() ?? st.training));
   reg('workspaceLm.resume', async () => st.onTrainingStatus(await (await st.ensureClient())?.resume() ?? st.training));

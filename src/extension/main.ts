@@ -114,7 +114,7 @@ export function activate(context: vscode.ExtensionContext): void {
     if (!config.retrainOnChanges() || uri.fsPath.startsWith(st.runDir ?? '\u0000')) return;
     if (retrainTimer !== null) clearTimeout(retrainTimer);
     retrainTimer = setTimeout(() => {
-      if (st.training.state === 'ready' || st.training.state === 'idle') void vscode.commands.executeCommand('workspaceLm.train');
+      if (st.training.state === 'ready' || st.training.state === 'idle') void vscode.commands.executeCommand('workspaceLm.retrain');
     }, 60_000);
   };
   context.subscriptions.push(watcher, watcher.onDidChange(onChange), watcher.onDidCreate(onChange), watcher.onDidDelete(onChange));

@@ -75,11 +75,26 @@ export interface CorpusSummary {
   skipped: Partial<Record<SkipReason, SkipTally>>;
   /** Redacted secrets per rule id (see secrets.ts), over all kept files. */
   secrets: Record<string, number>;
+  /** Files actually read from disk (the rest were unchanged since the last index). */
+  filesRead: number;
+}
+
+/**
+ * A kept file. `unchanged` files (see IndexOptions.reuse) were not read again: their `bytes` are
+ * empty and `length` is the redacted length recorded when they were last read.
+ */
+export interface CorpusDoc extends Document {
+  size: number;
+  mtimeMs: number;
+  length: number;
+  unchanged: boolean;
+  /** Secrets redacted in this file, per rule (kept so an unchanged file still counts them). */
+  secrets?: Record<string, number>;
 }
 
 export interface Corpus {
   root: string;
-  docs: Document[];
+  docs: CorpusDoc[];
   summary: CorpusSummary;
 }
 
@@ -103,6 +118,11 @@ export interface IndexOptions {
    * walk order and a file stays in or out across runs. Dropped files count as 'sampled-out'.
    */
   maxTotalBytes?: number;
+  /**
+   * Incremental indexing: called for every candidate file with its size and modification time;
+   * returning the file's previous record means it has not changed and is not read again.
+   */
+  reuse?: (relPath: string, size: number, mtimeMs: number) => { length: number; secrets?: Record<string, number> } | null;
   onProgress?: (filesSeen: number) => void;
 }
 
@@ -120,10 +140,10 @@ export async function indexFolder(root: string, opts: IndexOptions): Promise<Cor
   const excludeGlobs = globMatcher(opts.excludeGlobs ?? []);
   const includeGlobs = globMatcher(opts.includeGlobs ?? []);
   const extraPatterns = compileSecretPatterns(opts.extraSecretPatterns ?? []);
-  const docs: Document[] = [];
+  const docs: CorpusDoc[] = [];
   /** Files whose path hash is below this are kept (all of them until the byte budget is exceeded). */
   let keepBelow = 2 ** 32;
-  const summary: CorpusSummary = { files: 0, bytes: 0, skipped: {}, secrets: {} };
+  const summary: CorpusSummary = { files: 0, bytes: 0, skipped: {}, secrets: {}, filesRead: 0 };
   const tally = (reason: SkipReason): SkipTally => (summary.skipped[reason] ??= { files: 0, bytes: 0, dirs: 0 });
   const skip = (reason: SkipReason, bytes: number): void => {
     const t = tally(reason);
@@ -163,10 +183,35 @@ export async function indexFolder(root: string, opts: IndexOptions): Promise<Cor
   };
 
   /** Reads and vets one file; on success the document is added. */
+  const keep = (doc: CorpusDoc): void => {
+    for (const [rule, n] of Object.entries(doc.secrets ?? {})) summary.secrets[rule] = (summary.secrets[rule] ?? 0) + n;
+    if (hashString(doc.path) >= keepBelow) return skip('sampled-out', doc.length);
+    docs.push(doc);
+    summary.files++;
+    summary.bytes += doc.length;
+    // Over budget: halve the kept share of the hash space and drop what falls outside it.
+    while (opts.maxTotalBytes !== undefined && summary.bytes > opts.maxTotalBytes && keepBelow > 1) {
+      keepBelow = Math.floor(keepBelow / 2);
+      for (let i = docs.length - 1; i >= 0; i--) {
+        const d = docs[i]!;
+        if (hashString(d.path) < keepBelow) continue;
+        docs.splice(i, 1);
+        summary.files--;
+        summary.bytes -= d.length;
+        const t = tally('sampled-out');
+        t.files++;
+        t.bytes += d.length;
+      }
+    }
+  };
+
   const indexFile = async (abs: string, name: string, rules: Rules): Promise<void> => {
     let size = 0;
+    let mtimeMs = 0;
     try {
-      size = (await fs.stat(abs)).size;
+      const st = await fs.stat(abs);
+      size = st.size;
+      mtimeMs = st.mtimeMs;
     } catch {
       skip('unreadable', 0);
       return;
@@ -181,6 +226,11 @@ export async function indexFolder(root: string, opts: IndexOptions): Promise<Cor
     if (size === 0) return skip('empty', 0);
     const isNotebook = /\.ipynb$/i.test(name);
     if (size > opts.maxFileBytes * (isNotebook ? NOTEBOOK_READ_FACTOR : 1)) return skip('too-large', size);
+    const previous = opts.reuse?.(rel, size, mtimeMs) ?? null;
+    if (previous !== null) {
+      return keep({ path: rel, bytes: new Uint8Array(0), size, mtimeMs, length: previous.length, unchanged: true, ...(previous.secrets !== undefined ? { secrets: previous.secrets } : {}) });
+    }
+    summary.filesRead++;
     let bytes: Uint8Array;
     try {
       bytes = await fs.readFile(abs);
@@ -202,25 +252,10 @@ export async function indexFolder(root: string, opts: IndexOptions): Promise<Cor
       dropped.bytes += Math.max(0, size - bytes.length);
     }
     const redacted = redactSecretsInBytes(bytes, extraPatterns);
-    for (const [rule, n] of Object.entries(redacted.counts)) summary.secrets[rule] = (summary.secrets[rule] ?? 0) + n;
-    if (hashString(rel) >= keepBelow) return skip('sampled-out', redacted.bytes.length);
-    docs.push({ path: rel, bytes: redacted.bytes });
-    summary.files++;
-    summary.bytes += redacted.bytes.length;
-    // Over budget: halve the kept share of the hash space and drop what falls outside it.
-    while (opts.maxTotalBytes !== undefined && summary.bytes > opts.maxTotalBytes && keepBelow > 1) {
-      keepBelow = Math.floor(keepBelow / 2);
-      for (let i = docs.length - 1; i >= 0; i--) {
-        const d = docs[i]!;
-        if (hashString(d.path) < keepBelow) continue;
-        docs.splice(i, 1);
-        summary.files--;
-        summary.bytes -= d.bytes.length;
-        const t = tally('sampled-out');
-        t.files++;
-        t.bytes += d.bytes.length;
-      }
-    }
+    keep({
+      path: rel, bytes: redacted.bytes, size, mtimeMs, length: redacted.bytes.length, unchanged: false,
+      ...(Object.keys(redacted.counts).length > 0 ? { secrets: redacted.counts } : {}),
+    });
   };
 
   const walk = async (dir: string, inherited: Rules): Promise<void> => {

@@ -15,7 +15,7 @@ import { AdamW, learningRate, LrSchedule } from '../ml/adamw';
 import { Rng } from '../ml/rng';
 import type { TrainEventSink } from '../shared/trainEvents';
 import { Worker } from 'node:worker_threads';
-import { buildDataset, BuildInput, BuildOutput } from './datasetBuilder';
+import { buildDataset, BuildInput, BuildOutput, BuildStats } from './datasetBuilder';
 import { distPath } from './distFiles';
 import type { PrepareMessage } from '../shared/poolProtocol';
 import { createEngine, TrainEngine } from './trainEngine';
@@ -43,6 +43,12 @@ export interface TrainOptions {
   memoryCapMb?: number;
   /** Stop (checkpoint and end) when aborted. */
   signal?: AbortSignal;
+  /**
+   * Retrain on changes: a new run on the current files that starts from the previous run's
+   * weights and tokenizer (only changed files are re-read and re-encoded). Falls back to a run
+   * from scratch when the code changed so much that the tokenizer had to be retrained.
+   */
+  retrain?: boolean;
   /** Pause/resume between steps (the language server's buttons); `signal` still stops. */
   control?: TrainControl;
   /** Builds the step engine (default: the worker pool); fault-injection tests wrap it. */
@@ -96,6 +102,8 @@ interface Prepared {
   train: Uint16Array;
   val: Uint16Array;
   hash: string;
+  /** How the dataset was built (absent when loaded as saved). */
+  stats?: BuildStats;
 }
 
 /**
@@ -132,16 +140,17 @@ function buildInWorker(input: BuildInput, emit: TrainEventSink): Promise<BuildOu
 }
 
 /** Builds the dataset of the run's folders (tokenizer trained unless given) and writes data/. */
-async function prepareDataset(opts: TrainOptions, vocabSize: number, emit: TrainEventSink, given: BpeTokenizer | null): Promise<Prepared> {
+async function prepareDataset(opts: TrainOptions, vocabSize: number, emit: TrainEventSink, given: BpeTokenizer | null, retrainTokenizerOnDrift = false): Promise<Prepared> {
   const built = await buildInWorker({
     folders: opts.folders, excludeDirs: [path.resolve(opts.outDir)], vocabSize,
     tokenizerJson: given === null ? null : given.toHuggingFaceJSON(),
+    retrainTokenizerOnDrift, cacheDir: path.join(opts.outDir, 'data'),
     ...(opts.excludeGlobs !== undefined ? { excludeGlobs: opts.excludeGlobs } : {}),
     ...(opts.includeGlobs !== undefined ? { includeGlobs: opts.includeGlobs } : {}),
     ...(opts.extraSecretPatterns !== undefined ? { extraSecretPatterns: opts.extraSecretPatterns } : {}),
     ...corpusBudget(opts, vocabSize),
   }, emit);
-  const tokenizer = given ?? BpeTokenizer.fromHuggingFaceJSON(built.tokenizerJson);
+  const tokenizer = given !== null && !built.stats.tokenizerTrained ? given : BpeTokenizer.fromHuggingFaceJSON(built.tokenizerJson);
   const { train, val } = built;
   const hash = tokensHash(train, val);
   const dataDir = path.join(opts.outDir, 'data');
@@ -155,7 +164,7 @@ async function prepareDataset(opts: TrainOptions, vocabSize: number, emit: Train
     val_files: built.valFiles, dataset_hash: hash, corpus_bytes: built.corpusBytes,
   };
   await writeAtomic(path.join(dataDir, 'meta.json'), JSON.stringify(meta, null, 1) + '\n');
-  return { tokenizer, train, val, hash };
+  return { tokenizer, train, val, hash, stats: built.stats };
 }
 
 /** The dataset a checkpoint was trained on, if data/ still holds it unchanged. */
@@ -212,11 +221,20 @@ export async function runTraining(opts: TrainOptions, rawEmit: TrainEventSink): 
   let modelCfg: ModelConfig = { ...PRESETS[opts.preset].model };
   // Where the weights come from: a checkpoint (with its optimizer moments) or a fresh init.
   let resumeFrom: { model: Gpt; optimizer: AdamW } | null = null;
+  /** Retrain mode: weights to start a new run from (no optimizer state, new schedule). */
+  let initFrom: Gpt | null = null;
   let state: TrainerState | null = null;
   let data: Prepared;
 
   const existing = await listCheckpoints(outDir);
   let ck = opts.resume && existing.length > 0 ? await loadCheckpoint(outDir, { withOptimizer: true }) : null;
+  /** An imported model (weights, no training state) is continued as a new run from its weights. */
+  let imported: Awaited<ReturnType<typeof loadCheckpoint>> | null = null;
+  if (ck !== null && ck.state === null) {
+    emit({ event: 'warning', message: `the newest model in ${outDir} was imported (no training state): training a new run from its weights` });
+    imported = ck;
+    ck = null;
+  }
   if (ck !== null && ck.state !== null) {
     // A run that already reached its end (steps or time budget) is not resumed: train anew.
     const s0 = ck.state;
@@ -251,23 +269,31 @@ export async function runTraining(opts: TrainOptions, rawEmit: TrainEventSink): 
       }
     }
   } else {
-    if (opts.resume && existing.length === 0) emit({ event: 'warning', message: `no checkpoint in ${outDir}: starting a new run` });
+    if ((opts.resume || opts.retrain === true) && existing.length === 0) emit({ event: 'warning', message: `no checkpoint in ${outDir}: starting a new run` });
+    const previous = imported ?? (opts.retrain === true && existing.length > 0 ? await loadCheckpoint(outDir) : null);
     // A previous run's checkpoints would look newer than this run's first ones: set them aside
     // (the last one stays usable until this run saves its own) and drop them after that save.
     if (existing.length > 0) {
       await fs.rm(path.join(outDir, 'checkpoints.previous'), { recursive: true, force: true });
       await fs.rename(path.join(outDir, 'checkpoints'), path.join(outDir, 'checkpoints.previous'));
     }
-    data = await prepareDataset(opts, modelCfg.vocabSize, emit, null);
-    // A tiny corpus may support fewer merges than asked: the model follows the tokenizer.
-    modelCfg = { ...modelCfg, vocabSize: data.tokenizer.vocabSize };
+    data = await prepareDataset(opts, modelCfg.vocabSize, emit, previous?.tokenizer ?? null, previous !== null);
+    if (previous !== null && data.stats?.tokenizerTrained === false) {
+      // Same tokenizer: the previous weights are a good start on the changed code.
+      modelCfg = previous.model.cfg;
+      initFrom = previous.model;
+      emit({ event: 'warning', message: `retraining from the previous model on the changed workspace (${data.stats.filesEncoded} files re-encoded, ${data.stats.filesReused} unchanged)` });
+    } else {
+      // A tiny corpus may support fewer merges than asked: the model follows the tokenizer.
+      modelCfg = { ...modelCfg, vocabSize: data.tokenizer.vocabSize };
+    }
   }
 
   emit({ event: 'phase', phase: 'training' });
   const B = train.batchSize;
   const T = Math.min(modelCfg.contextLength, Math.max(8, data.train.length - 1));
   if (data.train.length < 2) throw new Error('the training set is empty after tokenization: add source files to the folder');
-  const loader = new BatchLoader(data.train, B, T, train.seed, { fimRate: train.fimRate ?? 0, tokenizer: data.tokenizer });
+  const loader = new BatchLoader(data.train, B, T, train.seed);
   if (state !== null) loader.restore(state.cursor);
   const valSet = validationBatches(data.val, B, T, train.evalBatches);
   const plannedSteps = Math.max(1, Math.round(train.epochs * loader.stepsPerEpoch));
@@ -284,6 +310,9 @@ export async function runTraining(opts: TrainOptions, rawEmit: TrainEventSink): 
     optimizer.v.set(resumeFrom.optimizer.v);
     optimizer.step = resumeFrom.optimizer.step;
     resumeFrom = null; // let the checkpoint's copy be collected
+  } else if (initFrom !== null) {
+    model.params.set(initFrom.params);
+    initFrom = null;
   } else {
     model.initWeights(new Rng(train.seed));
   }

@@ -49,13 +49,13 @@ export class TrainingService {
     // the trainer reports where it actually resumed, see the 'model' event).
     this.history = [];
     this.evals = [];
-    if (p.resume !== false) await this.loadSaved(p.outDir, false);
+    if (p.resume !== false && p.retrain !== true) await this.loadSaved(p.outDir, false);
     this.snapshotExtra = { outDir: p.outDir };
     this.set({ state: 'preparing', message: 'indexing the workspace', phase: 'indexing', phaseFraction: 0 }, true);
     const train = { maxMinutes: p.maxMinutes, maxSteps: p.maxSteps, epochs: typeof p.epochs === 'number' && p.epochs > 0 ? p.epochs : undefined };
     this.running = runTraining(
       {
-        folders: p.folders, outDir: p.outDir, preset, resume: p.resume ?? true, control,
+        folders: p.folders, outDir: p.outDir, preset, resume: p.retrain === true ? false : p.resume ?? true, retrain: p.retrain === true, control,
         ...(p.threads !== undefined ? { threads: p.threads } : {}), train,
         ...(typeof p.memoryCapMb === 'number' && p.memoryCapMb >= 256 ? { memoryCapMb: p.memoryCapMb } : {}),
         ...(Array.isArray(p.excludeGlobs) ? { excludeGlobs: p.excludeGlobs.filter((g) => typeof g === 'string') } : {}),

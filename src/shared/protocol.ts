@@ -70,6 +70,8 @@ export interface StartTrainingParams {
   memoryCapMb?: number;
   /** Continue the run in outDir from its newest checkpoint (if any). */
   resume?: boolean;
+  /** Retrain on changes: a new run from the previous model's weights, re-reading only changed files. */
+  retrain?: boolean;
   /** Extra exclude globs (VS Code's files.exclude and the extension's settings). */
   excludeGlobs?: string[];
   includeGlobs?: string[];
