@@ -61,6 +61,14 @@ export class WorkspaceLmClient {
     return this.client.sendRequest(Methods.trainingSnapshot, { outDir: this.runDir });
   }
 
+  exportBundle(toDir: string): Promise<{ dir: string }> {
+    return this.client.sendRequest(Methods.exportBundle, { runDir: this.runDir, toDir });
+  }
+
+  importModel(srcDir: string): Promise<unknown> {
+    return this.client.sendRequest(Methods.importModel, { srcDir, runDir: this.runDir });
+  }
+
   updateSettings(): void {
     void this.client.sendNotification(Methods.updateSettings, config.completion());
   }

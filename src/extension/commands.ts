@@ -44,6 +44,33 @@ export function registerCommands(ctx: vscode.ExtensionContext, st: ExtensionStat
   reg('workspaceLm.showTraining', () => st.view.reveal());
   reg('workspaceLm.openLog', () => st.output.show(true));
 
+  reg('workspaceLm.exportBundle', async () => {
+    const client = await st.ensureClient();
+    if (client === null) return;
+    const pick = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, canSelectMany: false, openLabel: 'Export Here', title: 'Folder for the PyTorch training bundle' });
+    if (pick === undefined || pick.length === 0) return;
+    try {
+      const r = await client.exportBundle(pick[0]!.fsPath);
+      void vscode.window.showInformationMessage(`Workspace LM: training bundle written to ${r.dir}. Its README shows how to train it with torchrun.`);
+    } catch (e) {
+      void vscode.window.showErrorMessage(`Workspace LM: export failed: ${(e as Error).message}`);
+    }
+  });
+
+  reg('workspaceLm.importModel', async () => {
+    const client = await st.ensureClient();
+    if (client === null) return;
+    const pick = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, canSelectMany: false, openLabel: 'Import', title: 'A trained model folder (model.safetensors, config.json, tokenizer.json)' });
+    if (pick === undefined || pick.length === 0) return;
+    try {
+      await client.importModel(pick[0]!.fsPath);
+      void vscode.window.showInformationMessage('Workspace LM: model imported; completions now use it.');
+      await st.view.sendSnapshot();
+    } catch (e) {
+      void vscode.window.showErrorMessage(`Workspace LM: import failed: ${(e as Error).message}`);
+    }
+  });
+
   reg('workspaceLm.toggleCompletions', async () => {
     const on = !config.completionsEnabled();
     await config.setCompletionsEnabled(on);

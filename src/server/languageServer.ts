@@ -13,6 +13,7 @@ import {
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { CompletionSettings, DEFAULT_COMPLETION_SETTINGS, InitializationOptions, Methods, ModelStatusParams, StartTrainingParams, TrainingStatus } from '../shared/protocol';
 import { TrainingService } from './trainingService';
+import { exportBundle, importModel } from './exportBundle';
 import { CompletionEngine, CompletionResult } from './completion';
 import { ModelWatcher } from './modelWatcher';
 
@@ -98,6 +99,28 @@ export function startLanguageServer(connection: Connection, opts: ServerOptions 
   connection.onRequest(Methods.stopTraining, () => training.stop());
   connection.onRequest(Methods.trainingSnapshot, (p: { outDir?: unknown } | null) =>
     training.snapshot(typeof p?.outDir === 'string' ? p.outDir : undefined));
+
+  connection.onRequest(Methods.exportBundle, async (p: { runDir?: unknown; toDir?: unknown } | null) => {
+    if (typeof p?.runDir !== 'string' || typeof p.toDir !== 'string') throw new ResponseError(ErrorCodes.InvalidParams, 'expected { runDir, toDir }');
+    try {
+      return await exportBundle(p.runDir, p.toDir);
+    } catch (e) {
+      throw asError(e);
+    }
+  });
+  connection.onRequest(Methods.importModel, async (p: { srcDir?: unknown; runDir?: unknown } | null) => {
+    if (typeof p?.srcDir !== 'string' || typeof p.runDir !== 'string') throw new ResponseError(ErrorCodes.InvalidParams, 'expected { srcDir, runDir }');
+    if (training.state === 'training' || training.state === 'preparing' || training.state === 'paused') {
+      throw new ResponseError(ErrorCodes.InvalidRequest, 'a training run is active: stop it before importing a model (its next checkpoint would replace the import)');
+    }
+    try {
+      const result = await importModel(p.srcDir, p.runDir);
+      await watcher?.check();
+      return result;
+    } catch (e) {
+      throw asError(e);
+    }
+  });
 
   connection.onNotification(Methods.updateSettings, (patch: unknown) => {
     settings = mergeSettings(settings, patch);

@@ -127,4 +127,8 @@ export const Methods = {
   trainingSnapshot: 'workspaceLm/trainingSnapshot',
   /** Server → client notification, TrainingStatus. */
   trainingStatus: 'workspaceLm/trainingStatus',
+  /** Client → server request, { runDir, toDir } → { dir, files } (the PyTorch bundle). */
+  exportBundle: 'workspaceLm/exportBundle',
+  /** Client → server request, { srcDir, runDir } → { checkpoint } (a trained model to serve). */
+  importModel: 'workspaceLm/importModel',
 } as const;
