@@ -63,7 +63,8 @@ function numFlag(v: string | undefined, name: string, min: number, max = Infinit
   return n;
 }
 
-function parse<T extends Record<string, { type: 'string' | 'boolean' }>>(argv: string[], options: T) {
+/** node's parseArgs, strict, with --verbose everywhere; bad flags become a UsageError. */
+export function parse<T extends Record<string, { type: 'string' | 'boolean' }>>(argv: string[], options: T) {
   try {
     return parseArgs({ args: argv, options: { ...options, verbose: { type: 'boolean' } }, allowPositionals: true, strict: true });
   } catch (e) {

@@ -1,18 +1,9 @@
 // `workspace-lm export` and `workspace-lm import`: a run's PyTorch training bundle out, a model
 // trained elsewhere back in as the served model (src/server/exportBundle.ts does the work).
 
-import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 import { exportBundle, importModel, resolveRunDir } from '../server/exportBundle';
-import { UsageError } from './commands';
-
-function parse<T extends Record<string, { type: 'string' | 'boolean' }>>(argv: string[], options: T) {
-  try {
-    return parseArgs({ args: argv, options: { ...options, verbose: { type: 'boolean' } }, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-}
+import { parse, UsageError } from './commands';
 
 export async function exportCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { to: { type: 'string' }, 'no-weights': { type: 'boolean' }, json: { type: 'boolean' } });
