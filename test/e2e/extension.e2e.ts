@@ -4,10 +4,10 @@
 // Run: node --import tsx --test test/e2e/extension.e2e.ts   (after bash test/e2e/setup.sh)
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { before, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import {
   cursorLineText, e2eSkip, ghostText, openFile, packageVsix, runCommand, screenshot, sidebarFrame, sleep,
   startVsCode, statusBarText, typeText, waitFor, waitForStatusBar,
@@ -19,9 +19,15 @@ const PROMPT_LINE = 'function greet(name) {';
 const PROMPT_NEXT = 'return "Hel';
 const ACCEPTED = 'return "Hello, " + name + "!";';
 
+const workspaces: string[] = [];
+after(() => {
+  for (const w of workspaces) rmSync(w, { recursive: true, force: true });
+});
+
 /** A workspace whose code repeats one function between varying lines: something to learn. */
 function makeWorkspace(files = 12): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'wlm-e2e-ws-'));
+  workspaces.push(dir);
   const fillers = ['let a = 1;', 'const b = a * 2;', 'if (b > 3) { a = 0; }', 'console.log(a, b);'];
   for (let i = 0; i < files; i++) {
     let s = '';

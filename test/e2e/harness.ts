@@ -106,14 +106,15 @@ function run(
 // Packaging
 
 /**
- * The .vsix to install. Uses `opts.vsix`, else $WLM_E2E_VSIX, when given (e.g. CI packaged it
- * already); otherwise packages `opts.extensionDir` (default: this repo) with vsce 3.9.2, the
- * last version that runs on Node 20, into `opts.outDir` (default: a fresh temp dir).
+ * The .vsix to install. Uses `opts.vsix` when given, or for this repo's extension
+ * $WLM_E2E_VSIX when set (e.g. CI packaged it already); otherwise packages `opts.extensionDir`
+ * (default: this repo) with vsce 3.9.2, the last version that runs on Node 20, into
+ * `opts.outDir` (default: a temp dir removed when the process exits).
  */
 export async function packageVsix(
   opts: { vsix?: string; extensionDir?: string; outDir?: string } = {},
 ): Promise<string> {
-  const given = opts.vsix ?? process.env.WLM_E2E_VSIX;
+  const given = opts.vsix ?? (opts.extensionDir === undefined ? process.env.WLM_E2E_VSIX : undefined);
   if (given) {
     const vsix = path.resolve(given);
     if (!existsSync(vsix)) throw new Error(`given .vsix does not exist: ${vsix}`);
@@ -124,7 +125,12 @@ export async function packageVsix(
     name: string;
     version: string;
   };
-  const outDir = opts.outDir ?? (await mkdtemp(path.join(os.tmpdir(), 'wlm-e2e-vsix-')));
+  let outDir = opts.outDir;
+  if (outDir === undefined) {
+    outDir = await mkdtemp(path.join(os.tmpdir(), 'wlm-e2e-vsix-'));
+    tempDirs.add(outDir); // ours: removed when the test process exits
+    installExitHook();
+  }
   mkdirSync(outDir, { recursive: true });
   const vsix = path.join(outDir, `${manifest.name}-${manifest.version}.vsix`);
   // The project's own vsce, not `npx @vscode/vsce` from the extension dir: outside the repo
@@ -133,7 +139,7 @@ export async function packageVsix(
   if (!existsSync(vsce)) throw new Error(`vsce not found at ${vsce}; run \`npm ci\``);
   await run(
     process.execPath,
-    [vsce, 'package', '--no-dependencies', '--skip-license', '--allow-missing-repository', '--out', vsix],
+    [vsce, 'package', '--no-dependencies', '--skip-license', '--allow-missing-repository', '--no-rewrite-relative-links', '--out', vsix],
     { cwd: extensionDir, timeoutMs: 180_000, what: `vsce package in ${extensionDir}` },
   );
   if (!existsSync(vsix)) throw new Error(`vsce package reported success but ${vsix} is missing`);
@@ -169,7 +175,15 @@ export interface Session {
   root: string;
   /** code-server's stdout+stderr, then the extension host logs (extensions' output lands there). */
   logs(): string;
-  /** Closes the browser, kills code-server's process group, removes the temp dir. Idempotent. */
+  /**
+   * Live processes of this session (see sessionProcesses), plus any process seen when close()
+   * began that is still alive. [] after a successful close().
+   */
+  processes(): ProcessInfo[];
+  /**
+   * Closes the browser, kills code-server's process group, then kills whatever process of the
+   * session survived that, and removes the temp dir. Idempotent; never throws.
+   */
   close(): Promise<void>;
 }
 
@@ -200,6 +214,14 @@ function defaultSettings(trusted: boolean): Record<string, unknown> {
   };
 }
 
+/**
+ * Every process a session starts (code-server and what it spawns, chromium and its crash
+ * handlers) inherits WLM_E2E_SESSION=<session root> in its environment. That tells them apart
+ * from other code-server or chromium processes on the machine (a developer's own, a concurrent
+ * test run), so close() can make sure none survives and a test can prove it.
+ */
+const SESSION_MARKER = 'WLM_E2E_SESSION';
+
 /** Environment for code-server: the profile's own XDG dirs and TMPDIR, nothing inherited from
  * a VS Code the developer may be running this in (VSCODE_IPC_HOOK_CLI would turn
  * `code-server --install-extension` into a client of that outer VS Code). */
@@ -210,8 +232,69 @@ function serverEnv(root: string): NodeJS.ProcessEnv {
   }
   env.XDG_CONFIG_HOME = path.join(root, 'xdg-config');
   env.XDG_DATA_HOME = path.join(root, 'xdg-data');
+  env.XDG_CACHE_HOME = path.join(root, 'xdg-cache'); // else a deviceid lands in ~/.cache
   env.TMPDIR = path.join(root, 'tmp');
+  env[SESSION_MARKER] = root;
   return env;
+}
+
+export interface ProcessInfo {
+  pid: number;
+  cmd: string;
+}
+
+function readProc(pid: number, file: string): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/${file}`, 'latin1');
+  } catch {
+    return undefined; // exited meanwhile, or not ours to read
+  }
+}
+
+function cmdlineOf(pid: number): string | undefined {
+  return readProc(pid, 'cmdline')?.split('\0').join(' ').trim();
+}
+
+/**
+ * Live processes of the session whose root dir is `root` (Linux /proc; [] elsewhere): those
+ * carrying its marker, their descendants and the members of their process groups (chromium's
+ * zygote and renderers start with a cleaned environment, so the marker alone misses them).
+ */
+export function sessionProcesses(root: string): ProcessInfo[] {
+  const needle = `\0${SESSION_MARKER}=${root}\0`;
+  let pids: number[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
+  } catch {
+    return [];
+  }
+  const stat = new Map<number, { ppid: number; pgid: number }>();
+  const ours = new Set<number>();
+  for (const pid of pids) {
+    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parens, so split after the last ')'.
+    const st = readProc(pid, 'stat');
+    if (!st) continue;
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    if (f[0] === 'Z') continue; // a zombie has exited already; only its parent can reap it
+    stat.set(pid, { ppid: Number(f[1]), pgid: Number(f[2]) });
+    if (`\0${readProc(pid, 'environ') ?? ''}`.includes(needle)) ours.add(pid);
+  }
+  const groups = new Set([...ours].map((pid) => stat.get(pid)!.pgid));
+  groups.delete(stat.get(process.pid)?.pgid ?? -1); // our sessions never run in the test's own group
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [pid, { ppid, pgid }] of stat) {
+      if (!ours.has(pid) && (ours.has(ppid) || groups.has(pgid))) {
+        ours.add(pid);
+        grew = true;
+      }
+    }
+  }
+  ours.delete(process.pid); // never the test process itself
+  return [...ours].flatMap((pid) => {
+    const cmd = cmdlineOf(pid);
+    return cmd === undefined ? [] : [{ pid, cmd }];
+  });
 }
 
 function freePort(): Promise<number> {
@@ -245,34 +328,60 @@ function groupAlive(pgid: number): boolean {
   }
 }
 
-// Safety net for what close() did not get to (a crashed test file, Ctrl-C): kill every live
-// code-server process group synchronously on exit. playwright kills its browsers on exit itself.
-const liveGroups = new Set<number>();
+function kill(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/** SIGTERM a process group, give it `graceMs` to exit, then SIGKILL it; resolves when it is gone. */
+async function killGroup(pgid: number, graceMs: number): Promise<void> {
+  kill(-pgid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (groupAlive(pgid) && Date.now() < deadline) await sleep(100);
+  if (groupAlive(pgid)) kill(-pgid, 'SIGKILL');
+  while (groupAlive(pgid)) await sleep(50);
+}
+
+/** browser.close(), but bounded: a hung browser must not keep the rest from being closed. */
+async function closeBrowser(browser: Browser, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    browser.close().catch(() => undefined),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+  ]);
+  clearTimeout(timer); // or the timer alone would hold the test process open
+}
+
+// Safety net for what close() did not get to (a crashed test file, Ctrl-C): on exit, kill the
+// code-server process groups and every other process of the live sessions synchronously, and
+// remove our temp dirs. (playwright also kills its browsers on exit.)
+const liveSessions = new Map<string, number | undefined>(); // session root -> code-server pgid
+const tempDirs = new Set<string>();
 let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   const killAll = (): void => {
-    for (const pgid of liveGroups) {
-      try {
-        process.kill(-pgid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
+    for (const [root, pgid] of liveSessions) {
+      if (pgid !== undefined) kill(-pgid, 'SIGKILL');
+      for (const p of sessionProcesses(root)) kill(p.pid, 'SIGKILL');
+      if (!process.env.WLM_E2E_KEEP) tempDirs.add(root);
     }
-    liveGroups.clear();
+    liveSessions.clear();
+    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+    tempDirs.clear();
   };
   process.on('exit', killAll);
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(sig, () => {
-      killAll();
-      process.exit(128 + (os.constants.signals[sig] ?? 0));
-    });
+    process.once(sig, () => process.exit(128 + (os.constants.signals[sig] ?? 0))); // runs killAll
   }
 }
 
-/** Appends the extension host logs under the profile's logs dir (where console.log of an
- * extension goes), newest session last. */
+/** The extension host logs under the profile's logs dir (where an extension's console.log
+ * lands), oldest first. */
 function readExtensionHostLogs(userData: string): string {
   const out: string[] = [];
   const walk = (dir: string): void => {
@@ -284,8 +393,12 @@ function readExtensionHostLogs(userData: string): string {
     }
     for (const name of entries) {
       const p = path.join(dir, name);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (/exthost\.log$/i.test(name)) out.push(`--- ${path.relative(userData, p)}\n${readFileSync(p, 'utf8')}`);
+      try {
+        if (statSync(p).isDirectory()) walk(p);
+        else if (/exthost\.log$/i.test(name)) out.push(`--- ${path.relative(userData, p)}\n${readFileSync(p, 'utf8')}`);
+      } catch {
+        // rotated away meanwhile
+      }
     }
   };
   walk(path.join(userData, 'logs'));
@@ -305,62 +418,63 @@ export async function startVsCode(opts: StartOptions): Promise<Session> {
   if (!existsSync(vsix)) throw new Error(`vsix not found: ${vsix}`);
   if (!existsSync(workspace)) throw new Error(`workspace not found: ${workspace}`);
 
+  // A fresh profile per session: user data, extensions, XDG dirs and TMPDIR in one temp dir.
   const root = await mkdtemp(path.join(os.tmpdir(), 'wlm-e2e-'));
   const userData = path.join(root, 'user-data');
   const extensions = path.join(root, 'extensions');
-  for (const d of [userData, extensions, path.join(userData, 'User'), path.join(root, 'xdg-config'), path.join(root, 'xdg-data'), path.join(root, 'tmp')]) {
+  for (const d of [path.join(userData, 'User'), extensions, ...['xdg-config', 'xdg-data', 'xdg-cache', 'tmp'].map((d) => path.join(root, d))]) {
     mkdirSync(d, { recursive: true });
   }
   const settings = { ...defaultSettings(opts.trusted ?? true), ...opts.userSettings };
   writeFileSync(path.join(userData, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
   const env = serverEnv(root);
   const profileArgs = ['--user-data-dir', userData, '--extensions-dir', extensions];
+  installExitHook();
+  liveSessions.set(root, undefined);
 
-  let output = '';
+  let output = ''; // code-server's stdout + stderr
   let server: ChildProcess | undefined;
   let serverExit: Promise<void> = Promise.resolve();
   let browser: Browser | undefined;
-  let closed: Promise<void> | undefined;
   let finalLogs: string | undefined;
   const logs = (): string => finalLogs ?? `${output}\n${readExtensionHostLogs(userData)}`;
 
+  // Processes seen when close() began: checked again (and killed if need be) at its end.
+  let seenAtClose: ProcessInfo[] = [];
+  const processes = (): ProcessInfo[] => {
+    const now = sessionProcesses(root);
+    const survivors = seenAtClose.filter((p) => cmdlineOf(p.pid) === p.cmd && !now.some((q) => q.pid === p.pid)); // same cmd: not a reused pid
+    return [...now, ...survivors];
+  };
+
+  let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
-    (closed ??= (async () => {
-      if (browser) {
-        // A hung browser must not keep code-server alive: bound the wait (with a timer that is
-        // cleared, or it would hold the test process open for its full 10 s).
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([
-          browser.close().catch(() => undefined),
-          new Promise<void>((resolve) => (timer = setTimeout(resolve, 10_000))),
-        ]);
-        clearTimeout(timer);
-      }
-      const pgid = server?.pid;
-      if (pgid !== undefined && groupAlive(pgid)) {
-        try {
-          process.kill(-pgid, 'SIGTERM');
-        } catch {
-          // raced with its exit
-        }
-        // The whole group (server, extension host, pty host, ...) must be gone, not just the
-        // process we spawned; give it 5 s to exit cleanly, then SIGKILL.
+    (closing ??= (async () => {
+      try {
+        seenAtClose = sessionProcesses(root);
+        if (browser) await closeBrowser(browser, 10_000);
+        // The whole group (server, extension host, pty host, ...) must go, not just the
+        // process we spawned: 5 s to exit cleanly, then SIGKILL.
+        if (server?.pid !== undefined) await killGroup(server.pid, 5000);
+        await serverExit;
+        // Chromium's helpers and crash handlers exit shortly after the browser. Whatever of
+        // the session is still there after 5 s is killed: no test leaks a process.
         const deadline = Date.now() + 5000;
-        while (groupAlive(pgid) && Date.now() < deadline) await sleep(100);
-        if (groupAlive(pgid)) {
-          try {
-            process.kill(-pgid, 'SIGKILL');
-          } catch {
-            // gone
-          }
-          while (groupAlive(pgid)) await sleep(50);
-        }
-        liveGroups.delete(pgid);
+        while (processes().length && Date.now() < deadline) await sleep(100);
+        for (const p of processes()) kill(p.pid, 'SIGKILL');
+        // Dead processes linger as zombies until reaped: chromium's zygotes, renderers and
+        // crash handlers by init, which here takes 1-2 s. Give that a moment, so that pgrep
+        // right after close() finds nothing.
+        const reaped = Date.now() + 5000;
+        while (seenAtClose.some((p) => existsSync(`/proc/${p.pid}`)) && Date.now() < reaped) await sleep(50);
+        finalLogs = logs();
+        liveSessions.delete(root);
+        if (process.env.WLM_E2E_KEEP) console.error(`[e2e] kept profile dir ${root}`);
+        else rmSync(root, { recursive: true, force: true });
+      } catch (err) {
+        // close() runs in after-hooks and catch blocks: report, never mask the test's error.
+        console.error(`[e2e] close() of ${root} failed: ${String(err)}`);
       }
-      await serverExit;
-      finalLogs = logs();
-      if (process.env.WLM_E2E_KEEP) console.error(`[e2e] kept profile dir ${root}`);
-      else rmSync(root, { recursive: true, force: true });
     })());
 
   try {
@@ -375,16 +489,15 @@ export async function startVsCode(opts: StartOptions): Promise<Session> {
       throw new Error(`installing ${vsix} did not report success:\n${installOut}`);
     }
 
-    // 2. Start the server in its own process group, so close() can kill all it spawns.
+    // 2. Start the server in its own process group (detached), so close() can kill all it spawns.
     const port = await freePort();
-    installExitHook();
-    server = spawn(
+    const proc = spawn(
       CODE_SERVER,
       ['--auth', 'none', '--disable-telemetry', '--disable-update-check', '--bind-addr', `127.0.0.1:${port}`, ...profileArgs],
       { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    const proc = server;
-    if (proc.pid !== undefined) liveGroups.add(proc.pid);
+    server = proc;
+    liveSessions.set(root, proc.pid);
     let exited: string | undefined;
     serverExit = new Promise((resolve) => {
       proc.once('exit', (code, signal) => {
@@ -402,15 +515,14 @@ export async function startVsCode(opts: StartOptions): Promise<Session> {
     await waitFor(
       `code-server to answer on ${base}/healthz`,
       async () => {
-        if (exited) throw new Error(exited); // fail fast: do not wait out the timeout
+        if (exited) throw new Error(exited);
         return (await httpStatus(`${base}/healthz`)) === 200 ? true : undefined;
       },
-      { timeoutMs: 30_000, intervalMs: 200, lastSeen: () => exited ?? output.slice(-2000) },
-    ).catch((err: Error) => {
-      throw exited ? new Error(`${exited}; output:\n${output.slice(-4000)}`) : err;
-    });
+      { timeoutMs: 30_000, intervalMs: 200, lastSeen: () => `${exited ?? 'still running'}; output:\n${output.slice(-3000)}` },
+    );
 
-    // 3. The browser. handleSIG*: false, so our own cleanup runs on a signal.
+    // 3. The browser (Debian's chromium; playwright-core downloads none). handleSIG*: false,
+    // so our own cleanup runs on a signal.
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
@@ -427,6 +539,8 @@ export async function startVsCode(opts: StartOptions): Promise<Session> {
       handleSIGTERM: false,
       handleSIGHUP: false,
       timeout: 60_000,
+      // The session marker (see sessionProcesses), and scratch files inside the session dir.
+      env: { ...process.env, TMPDIR: path.join(root, 'tmp'), XDG_CACHE_HOME: path.join(root, 'xdg-cache'), [SESSION_MARKER]: root },
     });
     const context = await browser.newContext({ viewport: opts.viewport ?? { width: 1400, height: 900 } });
     const page = await context.newPage();
@@ -434,7 +548,7 @@ export async function startVsCode(opts: StartOptions): Promise<Session> {
     const url = `${base}/?folder=${encodeURIComponent(workspace)}`;
     await page.goto(url, { timeout: 60_000 });
     await waitFor(
-      'the VS Code workbench (status bar and explorer of the folder) to render',
+      'the VS Code workbench (status bar and editor area) to render',
       async () =>
         (await page.locator('.monaco-workbench #workbench\\.parts\\.statusbar').isVisible()) &&
         (await page.locator('.monaco-workbench #workbench\\.parts\\.editor').isVisible())
@@ -443,14 +557,13 @@ export async function startVsCode(opts: StartOptions): Promise<Session> {
       {
         timeoutMs: 60_000,
         intervalMs: 200,
-        lastSeen: async () => `page title ${JSON.stringify(await page.title())}; server log tail:\n${output.slice(-2000)}`,
+        lastSeen: async () => `page title ${JSON.stringify(await page.title())}; server output:\n${output.slice(-2000)}`,
       },
     );
-    return { page, browser, url, workspace, root, logs, close };
+    return { page, browser, url, workspace, root, logs, processes, close };
   } catch (err) {
-    const detail = (err as Error).message;
     await close();
-    throw new Error(`startVsCode failed: ${detail}`);
+    throw new Error(`startVsCode failed: ${(err as Error).message}`);
   }
 }
 
@@ -467,9 +580,10 @@ async function paletteRows(page: Page): Promise<string[]> {
 }
 
 /**
- * Runs a command by its palette title (as shown, e.g. "Workspace LM: Train"): F1, type, Enter.
- * Retries until the palette's focused row is that command, since for ~1 s after the workbench
- * loads an extension's commands are not registered yet. Never presses Enter on another row.
+ * Runs a command by its full palette title (category included, e.g. "Workspace LM: Train"):
+ * F1, type, Enter. Retries until the palette's focused row is exactly that command, since for
+ * ~1 s after the workbench loads an extension's commands are not registered yet. Never presses
+ * Enter on another row.
  */
 export async function runCommand(page: Page, title: string, timeoutMs = 20_000): Promise<void> {
   const want = title.toLowerCase();
@@ -486,8 +600,9 @@ export async function runCommand(page: Page, title: string, timeoutMs = 20_000):
       const until = Date.now() + 1500;
       while (Date.now() < until) {
         lastRows = await paletteRows(page);
-        const focused = lastRows.find((r) => r.startsWith('*'));
-        if (focused && focused.slice(1).toLowerCase().startsWith(want)) {
+        // A row's aria-label is "<title>" or "<title>, <keybinding>[, similar commands]".
+        const focused = lastRows.find((r) => r.startsWith('*'))?.slice(1).toLowerCase();
+        if (focused === want || focused?.startsWith(`${want},`)) {
           await page.keyboard.press('Enter');
           return true;
         }
@@ -667,7 +782,7 @@ export async function cursorPosition(page: Page): Promise<{ line: number; column
   return m ? { line: Number(m[1]), column: Number(m[2]) } : undefined;
 }
 
-/** Saves a full-page PNG as test/e2e/screenshots/<name>.png (gitignored) and returns its path. */
+/** Saves the viewport as test/e2e/screenshots/<name>.png (gitignored); returns the path. */
 export async function screenshot(page: Page, name: string): Promise<string> {
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
   const file = path.join(SCREENSHOT_DIR, `${name.replace(/[^\w.-]+/g, '_')}.png`);

@@ -26,7 +26,7 @@ t_step=$t_start
 step_done() { # print how long the step took, and restart the step clock
   local now
   now=$(date +%s.%N)
-  awk -v a="$t_step" -v b="$now" -v s="$1" 'BEGIN { printf "[e2e setup] %-34s %6.1f s\n", s, b - a }'
+  awk -v a="$t_step" -v b="$now" -v s="$1" 'BEGIN { printf "[e2e setup] %-40s %6.1f s\n", s, b - a }'
   t_step=$now
 }
 log() { echo "[e2e setup] $*"; }
@@ -50,7 +50,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 else
   step_done "apt packages (already installed)"
 fi
-log "$(/usr/bin/chromium --version 2>/dev/null | head -n1), $(rg --version | head -n1)"
+log "$(/usr/bin/chromium --version 2>/dev/null | sed -n 1p), $(rg --version | sed -n 1p)"
 
 # --- 2. code-server into the cache dir ----------------------------------------------------
 code_server_ok() {
@@ -58,14 +58,12 @@ code_server_ok() {
   # Any code-server run writes a default config (with a password) under XDG_CONFIG_HOME and
   # logs under XDG_DATA_HOME, and logs "Wrote default config file" before the version line:
   # point both at a throwaway dir, and look for the version line itself.
-  local xdg ok=1
+  local xdg out
   xdg=$(mktemp -d)
-  if XDG_CONFIG_HOME="$xdg" XDG_DATA_HOME="$xdg" "$E2E_HOME/node_modules/.bin/code-server" --version 2>/dev/null |
-    grep -q "^$CODE_SERVER_VERSION "; then
-    ok=0
-  fi
+  out=$(XDG_CONFIG_HOME="$xdg" XDG_DATA_HOME="$xdg" XDG_CACHE_HOME="$xdg" \
+    "$E2E_HOME/node_modules/.bin/code-server" --version 2>/dev/null || true)
   rm -rf "$xdg"
-  return $ok
+  grep -q "^$CODE_SERVER_VERSION " <<<"$out"
 }
 
 if code_server_ok; then
@@ -95,23 +93,19 @@ else
   step_done "seed @vscode/ripgrep cache"
 
   # 2b. code-server. Its postinstall runs `npm install` in lib/vscode and lib/vscode/extensions,
-  # building native modules (node-pty, spdlog, kerberos, ...).
+  # building native modules (node-pty, spdlog, kerberos, argon2) against the local Node.
   #  - npm_config_unsafe_perm: the postinstall refuses to run as root without it (npm 11 warns
   #    "Unknown env config" about it; harmless).
-  #  - npm_config_dangerously_allow_all_scripts: npm >= 11.17 skips dependency install scripts
-  #    unless package.json's allowScripts lists them. The nested installs inside code-server
-  #    have no such list, and only an environment variable reaches them. This prefix holds
-  #    nothing but one pinned code-server, so allowing its scripts is the point.
-  #  - npm_config_nodedir: node-gyp would download Node's headers (unreachable); use the ones
-  #    installed next to node when they match its version.
-  node_prefix=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
-  if [ -f "$node_prefix/include/node/node_version.h" ] &&
-    [ "$(sed -n 's/^#define NODE_\(MAJOR\|MINOR\|PATCH\)_VERSION \([0-9]*\).*/\2/p' \
-      "$node_prefix/include/node/node_version.h" | paste -sd.)" = "$(node -p 'process.versions.node')" ]; then
-    export npm_config_nodedir="$node_prefix"
-  fi
-  [ -f "$E2E_HOME/package.json" ] ||
-    echo '{ "name": "workspace-lm-e2e-tools", "private": true }' >"$E2E_HOME/package.json"
+  #  - npm_config_dangerously_allow_all_scripts: npm 11.19 warns about dependency install
+  #    scripts that no package.json "allowScripts" policy covers (its docs say they are
+  #    skipped; here they still ran). Skipped, code-server would install without its native
+  #    modules and fail only at run time. The nested installs inside code-server have no
+  #    policy and only an environment variable reaches them; this prefix holds nothing but one
+  #    pinned code-server, so allowing its scripts is the point.
+  # Start clean: after an interrupted install npm would see code-server "up to date" and not
+  # rerun the postinstall that the half-built tree is missing.
+  rm -rf "$E2E_HOME/node_modules" "$E2E_HOME/package-lock.json" "$STAMP"
+  echo '{ "name": "workspace-lm-e2e-tools", "private": true }' >"$E2E_HOME/package.json"
   log "npm install code-server@$CODE_SERVER_VERSION into $E2E_HOME (a few minutes)"
   if ! npm_config_yes=true npm_config_unsafe_perm=true npm_config_dangerously_allow_all_scripts=true \
     npm install --prefix "$E2E_HOME" --no-audit --no-fund --save-exact \

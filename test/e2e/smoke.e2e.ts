@@ -88,17 +88,30 @@ function writeSmokeExtension(dir: string): void {
   );
 }
 
-/** pids whose command line matches `pattern` (pgrep -f), e.g. to prove nothing was left running. */
+/**
+ * Running processes whose command line matches `pattern` (pgrep -f). Zombies are left out:
+ * they have exited and only wait for their parent (init, for chromium's helpers) to reap them.
+ */
 function pgrep(pattern: string): Promise<number[]> {
+  const zombie = (pid: number): boolean => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+    } catch {
+      return true; // gone meanwhile
+    }
+  };
   return new Promise((resolve) => {
-    execFile('pgrep', ['-f', pattern], (_err, stdout) => resolve(stdout.split(/\s+/).filter(Boolean).map(Number)));
+    execFile('pgrep', ['-f', pattern], (_err, stdout) =>
+      resolve(stdout.split(/\s+/).filter(Boolean).map(Number).filter((pid) => !zombie(pid))),
+    );
   });
 }
 
+const SMOKE_ITEM = 'wlm-e2e.e2e-smoke'; // status bar item ids are <publisher>.<name>.<itemId>
+
 test('E2E harness smoke: install, command, status bar, sidebar webview, ghost text', { skip: e2eSkip(), timeout: 300_000 }, async (t) => {
   const started = Date.now();
-  const before = { codeServer: await pgrep('code-server'), chromium: await pgrep('chromium') };
-
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'wlm-e2e-smoke-'));
   t.after(() => rmSync(tmp, { recursive: true, force: true }));
   const extDir = path.join(tmp, 'extension');
@@ -111,67 +124,67 @@ test('E2E harness smoke: install, command, status bar, sidebar webview, ghost te
 
   const vsix = await packageVsix({ extensionDir: extDir, outDir: tmp });
   const session = await startVsCode({ vsix, workspace });
-  // Registered right away: runs even if an assertion below fails or the test times out.
+  // Registered at once, so it also runs when an assertion fails or the test times out.
   t.after(() => session.close());
   const { page } = session;
   try {
-    // Command from the palette -> status bar text changes.
-    await waitForStatusBar(page, 'wlm-e2e.e2e-smoke', /smoke: idle/);
+    // A command from the palette changes the status bar.
+    await waitForStatusBar(page, SMOKE_ITEM, /smoke: idle/);
     await runCommand(page, 'E2E Smoke: Hello');
-    assert.match(await waitForStatusBar(page, 'wlm-e2e.e2e-smoke', /smoke: hello 1/), /hello 1/);
+    await waitForStatusBar(page, SMOKE_ITEM, /smoke: hello 1/);
     await screenshot(page, 'smoke-status-bar');
 
-    // Sidebar webview content.
+    // The sidebar webview's content.
     await runCommand(page, 'E2E Smoke: Show View');
     const frame = await sidebarFrame(page);
     assert.equal(await frame.locator('#greeting').innerText({ timeout: 20_000 }), 'Hello from the smoke view');
     await screenshot(page, 'smoke-sidebar');
 
-    // Editor: ghost text appears after typing, Tab accepts it, nothing is written to disk.
+    // Typing shows ghost text, Tab accepts it, and nothing is written to disk.
     await openFile(page, 'hello.txt');
     await page.keyboard.press('Control+End');
     await typeText(page, 'call smoke');
+    const describeLine = async (): Promise<string> =>
+      `line ${JSON.stringify(await cursorLineText(page))}, ghost ${JSON.stringify(await ghostText(page))}`;
     await waitFor('ghost text "_ghost(42)" on the cursor line', async () => ((await ghostText(page)) === '_ghost(42)' ? true : undefined), {
       timeoutMs: 20_000,
-      lastSeen: async () => `ghost ${JSON.stringify(await ghostText(page))}, line ${JSON.stringify(await cursorLineText(page))}`,
+      lastSeen: describeLine,
     });
-    assert.equal(await cursorLineText(page), 'call smoke');
+    assert.equal(await cursorLineText(page), 'call smoke', 'the ghost text is not part of the line yet');
     await screenshot(page, 'smoke-ghost-text');
     await page.keyboard.press('Tab');
-    await waitFor('Tab to accept the ghost text', async () => ((await cursorLineText(page)) === 'call smoke_ghost(42)' ? true : undefined), {
+    const accepted = 'call smoke_ghost(42)';
+    await waitFor('Tab to accept the ghost text', async () => ((await cursorLineText(page)) === accepted ? true : undefined), {
       timeoutMs: 10_000,
-      lastSeen: async () => `line ${JSON.stringify(await cursorLineText(page))}, ghost ${JSON.stringify(await ghostText(page))}`,
+      lastSeen: describeLine,
     });
     assert.equal(await ghostText(page), '');
-    // The status bar's "Ln, Col" updates a moment after the edit: wait, do not read once.
-    const col = 'call smoke_ghost(42)'.length + 1;
+    // The status bar's "Ln, Col" follows the edit a moment later: wait for it, do not read once.
+    const col = accepted.length + 1;
     await waitFor(`cursor at Ln 2, Col ${col}`, async () => {
       const p = await cursorPosition(page);
       return p?.line === 2 && p.column === col ? p : undefined;
     }, { timeoutMs: 10_000, lastSeen: async () => JSON.stringify(await cursorPosition(page)) });
     assert.equal(readFileSync(path.join(workspace, 'hello.txt'), 'utf8'), fixture, 'autosave must be off');
-    assert.match(await statusBarText(page, 'wlm-e2e.e2e-smoke') ?? '', /hello 1/);
+    assert.match((await statusBarText(page, SMOKE_ITEM)) ?? '', /hello 1/);
   } catch (err) {
     await screenshot(page, 'smoke-failure').catch(() => undefined);
     console.error(`--- code-server and extension host logs ---\n${session.logs().slice(-8000)}`);
     throw err;
   }
 
+  // close() leaves nothing running. pgrep also finds code-server and chromium processes that are
+  // not ours (a developer's own, a concurrent run), so compare with this session's processes.
+  const running = session.processes();
+  for (const name of ['code-server', 'chromium']) {
+    assert.ok(running.some((p) => p.cmd.includes(name)), `no ${name} among the session's processes: ${JSON.stringify(running)}`);
+  }
   await session.close();
-  // Everything this test started is gone: no code-server or chromium process that was not
-  // there before (close() already waited for code-server's whole process group).
-  const after = { codeServer: await pgrep('code-server'), chromium: await pgrep('chromium') };
-  assert.deepEqual(after.codeServer.filter((p) => !before.codeServer.includes(p)), [], 'code-server processes left running');
-  const strayChromium = await waitFor(
-    'chromium processes to exit',
-    async () => {
-      const left = (await pgrep('chromium')).filter((p) => !before.chromium.includes(p));
-      return left.length === 0 ? left : undefined;
-    },
-    { timeoutMs: 10_000, lastSeen: async () => `pids ${JSON.stringify((await pgrep('chromium')).filter((p) => !before.chromium.includes(p)))}` },
-  );
-  assert.deepEqual(strayChromium, []);
-  void after.chromium;
-  // Not an assertion (tests never assert a time): printed for the record.
+  const ours = new Set(running.map((p) => p.pid));
+  for (const name of ['code-server', 'chromium']) {
+    assert.deepEqual((await pgrep(name)).filter((pid) => ours.has(pid)), [], `${name} processes left running`);
+  }
+  assert.deepEqual(session.processes(), [], 'processes of the session left running');
+  // For the record only: tests never assert a time.
   console.log(`[e2e] smoke wall time ${((Date.now() - started) / 1000).toFixed(1)} s`);
 });
