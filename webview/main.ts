@@ -125,6 +125,17 @@ function render(): void {
     if (snapshot.dataset !== undefined) sec.append(el('p', { class: 'muted' }, `${snapshot.dataset.trainTokens.toLocaleString()} training tokens, ${snapshot.dataset.valTokens.toLocaleString()} validation tokens.`));
     app.append(sec);
   }
+  const ev = snapshot.eval;
+  if (ev !== undefined) {
+    const sec = el('details', { open: '', id: 'eval' });
+    sec.append(el('summary', {}, 'Latest evaluation'));
+    const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+    sec.append(
+      el('p', {}, `Next-line exact match ${pct(ev.exactMatch)} (n-gram baseline ${pct(ev.baselineExactMatch)}), edit similarity ${pct(ev.editSimilarity)}.`),
+      el('p', { class: 'muted' }, `${ev.bitsPerByte.toFixed(3)} bits per byte (baseline ${ev.baselineBitsPerByte.toFixed(3)}) on held-out files, ${ev.cuts} cut points${ev.step !== null ? `, model step ${ev.step}` : ''}.`),
+    );
+    app.append(sec);
+  }
   const m = snapshot.model;
   if (m !== undefined) {
     const sec = el('details', {});

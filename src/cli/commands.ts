@@ -12,6 +12,7 @@ import { startLanguageServer } from '../server/languageServer';
 import { Rng } from '../ml/rng';
 import { runTraining } from '../server/trainer';
 import { loadCheckpoint } from '../server/checkpoint';
+import { formatEvalSummary, readEvalReport, summarizeEval } from '../server/evaluate';
 import type { TrainEvent } from '../shared/trainEvents';
 import { formatDuration, ProgressRenderer } from './progressBar';
 
@@ -26,6 +27,11 @@ Usage:
   workspace-lm complete --checkpoint DIR [--max-tokens N] [--temperature T] [--top-p P] [--seed N]
                      (reads the prompt on stdin, prints the continuation)
   workspace-lm info --checkpoint DIR [--json]
+  workspace-lm eval --checkpoint DIR [<folder>] [--json] [--cuts N] [--seed S] [--order N] [--mix-weight W]
+                     [--all-files] [--max-bytes N]
+                     (held-out loss, bits per byte and next-line exact match / edit similarity of the
+                     model and of a Kneser-Ney n-gram baseline; <folder>: the folder the run trained
+                     on, or another folder, whose files are then all evaluated; writes DIR/eval.json)
   workspace-lm serve --stdio [--checkpoint DIR]
                      (LSP server with inline completions; without --checkpoint it serves the
                      newest checkpoint of <workspace root>/.workspace-lm)
@@ -190,8 +196,11 @@ export async function infoCommand(argv: string[]): Promise<number> {
     train_loss: s?.lastLoss ?? null, val_loss: s?.lastValLoss ?? null, elapsed_s: s?.elapsedSec ?? null, saved_at: s?.savedAt ?? null,
     rejected: ck.rejected,
   };
+  // The latest `workspace-lm eval` of this run, if any (eval.json next to trainer_state.json).
+  const evalReport = await readEvalReport(values.checkpoint);
+  const lastEval = evalReport === null ? null : summarizeEval(evalReport);
   if (values.json === true) {
-    process.stdout.write(JSON.stringify(info) + '\n');
+    process.stdout.write(JSON.stringify({ ...info, eval: lastEval }) + '\n');
     return 0;
   }
   const lines = [
@@ -207,6 +216,7 @@ export async function infoCommand(argv: string[]): Promise<number> {
   } else {
     lines.push('training    no trainer state (imported weights)');
   }
+  lines.push(`eval        ${lastEval === null ? 'none yet (workspace-lm eval --checkpoint DIR <folder>)' : formatEvalSummary(lastEval, s?.step ?? null)}`);
   for (const r of ck.rejected) lines.push(`warning     skipped damaged checkpoint: ${r.reason}`);
   process.stdout.write(lines.join('\n') + '\n');
   return 0;

@@ -1,6 +1,7 @@
 // Entry point of the `workspace-lm` command: dispatch, and errors as one line with an exit code.
 import { completeCommand, infoCommand, serveCommand, trainCommand, UsageError, USAGE } from './commands';
 import { exportCommand, importCommand } from './exportImportCommands';
+import { evalCommand } from './evalCommand';
 
 const commands: Record<string, (argv: string[]) => Promise<number>> = {
   train: trainCommand,
@@ -8,6 +9,7 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   info: infoCommand,
   serve: serveCommand,
   export: exportCommand, import: importCommand,
+  eval: evalCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -52,6 +52,8 @@ export interface TrainConfig {
    * dataset.ts), so completions can use the code after the cursor. 0 = left-to-right only.
    */
   fimRate: number;
+  /** Token order of FIM windows: 'spm' (default; see dataset.ts for why) or 'psm'. */
+  fimFormat: 'spm' | 'psm';
 }
 
 /**
@@ -104,6 +106,8 @@ export const DEFAULT_TRAIN: TrainConfig = {
   // Bavarian et al. 2022 train with 0.5 and find FIM "for free" (left-to-right loss unchanged)
   // up to 0.9 for large models; see docs/experiments.md for what it costs and buys at our size.
   fimRate: 0.5,
+  // SPM: a small model learns it in minutes; PSM it does not (docs/experiments.md).
+  fimFormat: 'spm',
 };
 
 export const DEFAULT_DATA: DataConfig = {

@@ -76,10 +76,109 @@ export interface LoaderCursor {
 }
 
 /**
+ * Fill-in-the-middle (Bavarian et al. 2022, "Efficient Training of Language Models to Fill in the
+ * Middle"): a fraction of training windows is rearranged so the model learns to write the middle
+ * of a text given what comes before AND after it — what an editor needs when the cursor has code
+ * below it. Applied per window ("context-level" FIM in the paper), in one of the paper's orders:
+ *   PSM  <|fim_prefix|> prefix <|fim_suffix|> suffix <|fim_middle|> middle <|endoftext|>
+ *   SPM  <|fim_prefix|> <|fim_suffix|> suffix <|fim_middle|> prefix middle <|endoftext|>
+ * SPM (the paper's §3 variant, sentinels first so prefix and middle stay contiguous) is what we
+ * train and serve by default: the middle simply continues the prefix, so a small model trained for
+ * minutes does not have to learn PSM's jump from the end of the suffix back to the end of the
+ * prefix — in our runs PSM-trained models started the middle at the wrong place and FIM prompts
+ * scored far below prefix-only ones, SPM ones above (docs/experiments.md). It also keeps the
+ * editor's KV cache: while the user types, only the end of the prompt changes.
+ * One file of the window (see fileSpan) is cut at two uniformly random token positions into
+ * prefix, middle and suffix; the four special tokens keep the window at exactly T+1 tokens. The
+ * eot after the middle teaches the model to stop where the middle meets the suffix.
+ */
+export type FimFormat = 'spm' | 'psm';
+
+export interface FimOptions {
+  /** Fraction of windows rearranged (0 = plain left-to-right training). */
+  fimRate: number;
+  /** Token order of a FIM window (default 'spm'). */
+  fimFormat?: FimFormat;
+  /** Where the special ids come from (the run's tokenizer). */
+  tokenizer: { readonly eotId: number; specialId(token: string): number };
+}
+
+export interface FimIds { prefix: number; suffix: number; middle: number; eot: number }
+
+/**
+ * Rearranges one window in place. doc = source[0..L), L = T − 3; the file being cut occupies
+ * doc[lo..hi) (hi: its eot, or L) and the cut points satisfy lo ≤ i ≤ j ≤ hi. Only that file is
+ * rearranged — prefix from its start (with the eot before it, as the editor's prompt has at the
+ * start of a file), suffix up to its end, as in the editor — and the text of the neighbouring
+ * files stays around it in order, so the window keeps its T + 1 tokens:
+ *   PSM: doc[0..s) [FP] doc[s..i) [FS] doc[j..hi) [FM] doc[i..j) [EOT] doc[hi..L)
+ *   SPM: doc[0..s) [FP] [FS] doc[j..hi) [FM] doc[s..i) doc[i..j) [EOT] doc[hi..L)
+ * with s = lo − 1 when an eot precedes the file, else lo. ids[0..T) and targets[0..T) get the
+ * sequence shifted by one. Targets that would be [FP], [FS] or [FM] are −1 (no loss): where the
+ * rearranged part starts and where the prefix or the suffix ends are random cuts, not something
+ * the text predicts.
+ */
+export function fimWindow(
+  source: ArrayLike<number>, T: number, i: number, j: number, fim: FimIds, ids: Int32Array, targets: Int32Array,
+  at = 0, format: FimFormat = 'spm', file: [number, number] = [0, T - 3],
+): void {
+  const L = T - 3;
+  const [lo, hi] = file;
+  if (!(0 <= lo && lo <= i && i <= j && j <= hi && hi <= L)) throw new Error(`fimWindow: cut points ${i}, ${j} outside the file at [${lo}, ${hi}] of [0, ${L}]`);
+  const s = lo > 0 && source[lo - 1] === fim.eot ? lo - 1 : lo;
+  let k = 0;
+  // seq(k) is written as input k and as target k−1.
+  const put = (tok: number, learn: boolean): void => {
+    if (k < T) ids[at + k] = tok;
+    if (k > 0) targets[at + k - 1] = learn ? tok : -1;
+    k++;
+  };
+  const span = (from: number, to: number): void => {
+    for (let t = from; t < to; t++) put(source[t]!, true);
+  };
+  span(0, s);
+  put(fim.prefix, false);
+  if (format === 'psm') {
+    span(s, i);
+    put(fim.suffix, false);
+    span(j, hi);
+    put(fim.middle, false);
+    span(i, j);
+  } else {
+    put(fim.suffix, false);
+    span(j, hi);
+    put(fim.middle, false);
+    span(s, j); // prefix, then middle: one contiguous run
+  }
+  put(fim.eot, true);
+  span(hi, L);
+}
+
+/**
+ * The file of a window that FIM rearranges: a window often spans several files (joined by eot);
+ * one of them is picked with probability proportional to its length in the window. Cutting one
+ * file means the middle is followed by its own file's continuation and the suffix ends with that
+ * file, as in the editor (where the suffix is the rest of the file being edited) — not by
+ * another file, which in our runs kept a tiny model from learning to use the suffix at all.
+ * Returns [lo, hi): the file's tokens in the window (hi: the position of its eot, or L).
+ */
+function fileSpan(source: ArrayLike<number>, eot: number, rng: Rng): [number, number] {
+  const L = source.length;
+  const pick = rng.int(L);
+  let lo = pick;
+  while (lo > 0 && source[lo - 1] !== eot) lo--;
+  let hi = pick;
+  while (hi < L && source[hi] !== eot) hi++;
+  return [lo, hi];
+}
+
+/**
  * Training batches of B windows of T+1 tokens (inputs and next-token targets).
  * Each epoch cuts the stream into non-overlapping windows starting at a seeded offset in [0, T)
  * (so window boundaries move between epochs) and visits them in a seeded random order. The
  * permutation is a pure function of (seed, epoch), so the cursor alone restores the position.
+ * With FIM, whether a window is rearranged and where it is cut are a pure function of
+ * (seed, epoch, index) too, so a resumed run sees exactly the batches an uninterrupted one would.
  */
 export class BatchLoader {
   readonly B: number;
@@ -90,8 +189,11 @@ export class BatchLoader {
   private index = 0;
   private offset = 0;
   private order: Uint32Array = new Uint32Array(0);
+  private readonly fimRate: number;
+  private readonly fimFormat: FimFormat;
+  private readonly fim: FimIds | null;
 
-  constructor(tokens: Uint16Array, B: number, T: number, seed: number) {
+  constructor(tokens: Uint16Array, B: number, T: number, seed: number, fim?: FimOptions) {
     if (tokens.length < T + 1) {
       throw new Error(`the training set has ${tokens.length} tokens, fewer than one window of ${T + 1}: add files or use a preset with a shorter context`);
     }
@@ -99,6 +201,11 @@ export class BatchLoader {
     this.B = B;
     this.T = T;
     this.seed = seed;
+    this.fimRate = fim !== undefined && T > 4 ? Math.max(0, Math.min(1, fim.fimRate)) : 0;
+    this.fimFormat = fim?.fimFormat ?? 'spm';
+    this.fim = fim !== undefined && this.fimRate > 0
+      ? { prefix: fim.tokenizer.specialId('<|fim_prefix|>'), suffix: fim.tokenizer.specialId('<|fim_suffix|>'), middle: fim.tokenizer.specialId('<|fim_middle|>'), eot: fim.tokenizer.eotId }
+      : null;
     this.startEpoch(0);
   }
 
@@ -145,7 +252,21 @@ export class BatchLoader {
     const { B, T, tokens } = this;
     for (let b = 0; b < B; b++) {
       if (this.index >= this.order.length) this.startEpoch(this.epoch + 1);
-      const start = this.offset + this.order[this.index++]! * T;
+      const index = this.index++;
+      const start = this.offset + this.order[index]! * T;
+      if (this.fim !== null) {
+        // Its own small RNG per window: the choice does not depend on what came before.
+        const rng = new Rng((Math.imul(this.seed + 0x3c6ef372, 0x9e3779b1) ^ Math.imul(this.epoch + 1, 0x85ebca6b) ^ Math.imul(index + 1, 0xc2b2ae35)) >>> 0);
+        if (rng.next() < this.fimRate) {
+          const L = T - 3;
+          const source = tokens.subarray(start, start + L);
+          const file = fileSpan(source, this.fim.eot, rng);
+          const [lo, hi] = file;
+          const a = lo + rng.int(hi - lo + 1), c = lo + rng.int(hi - lo + 1);
+          fimWindow(source, T, Math.min(a, c), Math.max(a, c), this.fim, ids, targets, b * T, this.fimFormat, file);
+          continue;
+        }
+      }
       for (let t = 0; t < T; t++) {
         ids[b * T + t] = tokens[start + t]!;
         targets[b * T + t] = tokens[start + t + 1]!;

@@ -1,13 +1,43 @@
 // Completions from the served model: the text before the cursor → tokens → a stable context window
 // → KV-cached decoding (reusing the cache of the unchanged prefix) → stop rules → a suggestion, or
 // nothing when the model is unsure. Independent of LSP: the language server adapts requests to it.
+// When the model was trained with fill-in-the-middle and there is code after the cursor, the
+// prompt also carries that code (fimPrompt: <|fim_prefix|> <|fim_suffix|> after <|fim_middle|>
+// before, in the SPM order it was trained with), so it constrains the suggestion; the model ends
+// the middle with <|endoftext|>. Token healing works the same: the prompt still ends with the
+// text before the cursor.
+// `workspace-lm eval` runs this same engine over held-out files, so its next-line metric measures
+// exactly what users get (it also plugs in the n-gram baseline as a CompletionModel).
 
 import { createHash } from 'node:crypto';
 import { contextWindow, sampleToken } from '../ml/sample';
 import { Rng } from '../ml/rng';
+import type { BpeTokenizer } from '../ml/bpe';
+import type { Floats } from '../ml/layers';
 import type { CompletionSettings } from '../shared/protocol';
 import { checkStop, fitToLine } from './stopRules';
-import type { ServingModel } from './servingModel';
+
+/** Next-token scores for a growing sequence: the GPT's KV-cached InferenceSession, or any stand-in. */
+export interface DecodingSession {
+  commonPrefix(ids: ArrayLike<number>): number;
+  /** Makes the history exactly `ids`; returns logits (or log-probabilities) for the next token. */
+  prime(ids: ArrayLike<number>): Floats;
+  append(id: number): Floats;
+}
+
+/** What the engine needs of a model. A ServingModel is one; `eval` also builds n-gram and mixture ones. */
+export interface CompletionModel {
+  /** Identifies the weights for the caches (null for imported weights). */
+  step: number | null;
+  /** contextLength bounds the prompt window (prompt + new tokens). */
+  model: { cfg: { contextLength: number } };
+  tokenizer: BpeTokenizer;
+  session: DecodingSession;
+  /** Trained with fill-in-the-middle: use the FIM prompt when there is code after the cursor. */
+  fim?: boolean;
+  /** Its FIM token order (default 'spm'; see ml/dataset.ts). */
+  fimFormat?: 'spm' | 'psm';
+}
 
 export interface CompletionRequest {
   /** Identifies the document for the typing-continuation cache. */
@@ -60,7 +90,7 @@ export class CompletionEngine {
   private readonly lastByUri = new Map<string, { prefix: string; suggestion: string; step: number | null }>();
   private readonly rng = new Rng(0);
 
-  constructor(private readonly getModel: () => ServingModel | null, private settings: CompletionSettings, private readonly options: EngineOptions = {}) {}
+  constructor(private readonly getModel: () => CompletionModel | null, private settings: CompletionSettings, private readonly options: EngineOptions = {}) {}
 
   updateSettings(s: CompletionSettings): void {
     this.settings = s;
@@ -102,7 +132,11 @@ export class CompletionEngine {
     const P = served.model.cfg.contextLength;
     const tailStart = stableTailStart(prefix, P * TAIL_CHARS_PER_TOKEN);
     const tail = prefix.slice(tailStart);
-    const key = cacheKey(served.step, s, tail, restOfLine);
+    const maxTokens = Math.max(1, Math.min(s.maxTokens, Math.floor(P / 2)));
+    // Fill-in-the-middle: the code after the cursor, as much as the suffix's share of the window holds.
+    const tok = served.tokenizer;
+    const suffix = served.fim === true ? fimSuffix(req.text.slice(offset), tok, P, maxTokens) : null;
+    const key = cacheKey(served.step, s, tail, restOfLine, suffix?.text ?? '');
     const hit = this.options.useCache === false ? undefined : this.cache.get(key);
     if (hit !== undefined) {
       this.cache.delete(key); // LRU: re-insert as newest
@@ -111,7 +145,6 @@ export class CompletionEngine {
       return { ...fitToLine(hit, restOfLine), reason: 'cached', tokens: 0, prefilled: 0 };
     }
 
-    const tok = served.tokenizer;
     const ids = Array.from(tok.encodeBytes(new TextEncoder().encode(tail)));
     // Token healing: the text before the cursor usually ends mid-word ("return Hel"), tokenized
     // as pieces the model rarely saw at a word's end. Back up over that partial word and let the
@@ -120,8 +153,7 @@ export class CompletionEngine {
     // A file's first tokens follow <|endoftext|> in training; so does an empty prefix here.
     const promptIds = ids.slice(0, ids.length - heal.tokens);
     const prompt = tailStart === 0 ? [tok.eotId, ...promptIds] : promptIds.length > 0 ? promptIds : [tok.eotId];
-    const maxTokens = Math.max(1, Math.min(s.maxTokens, Math.floor(P / 2)));
-    const window = contextWindow(prompt, P, maxTokens);
+    const window = suffix === null ? contextWindow(prompt, P, maxTokens) : fimPrompt(tok, prompt, suffix.ids, P - maxTokens, served.fimFormat ?? 'spm');
     const session = served.session;
     const reused = Math.min(session.commonPrefix(window), window.length - 1);
     let logits = session.prime(window);
@@ -190,10 +222,37 @@ export class CompletionEngine {
   }
 }
 
-const tables = new WeakMap<ServingModel, Uint8Array[]>();
+/**
+ * The FIM suffix for the text after the cursor: its first tokens, up to a third of the prompt
+ * budget (the prefix usually says more about the next line than code further down), or null
+ * when there is nothing but whitespace after the cursor (then the plain prompt is used).
+ */
+export function fimSuffix(after: string, tok: BpeTokenizer, P: number, maxTokens: number): { ids: number[]; text: string } | null {
+  if (after.trim().length === 0) return null;
+  const budget = Math.floor((P - maxTokens - 3) / 3);
+  if (budget < 1) return null;
+  const text = after.slice(0, budget * TAIL_CHARS_PER_TOKEN);
+  const ids = Array.from(tok.encodeBytes(new TextEncoder().encode(text))).slice(0, budget);
+  return { ids, text };
+}
+
+/**
+ * The FIM prompt in the order the model was trained with (ml/dataset.ts), at most `budget` tokens:
+ * the prefix gets what the suffix and the three sentinels leave.
+ *   SPM: <|fim_prefix|> <|fim_suffix|> suffix <|fim_middle|> prefix   (the middle continues it)
+ *   PSM: <|fim_prefix|> prefix <|fim_suffix|> suffix <|fim_middle|>
+ * In SPM only the end of the prompt changes while the user types, so the KV cache is reused.
+ */
+export function fimPrompt(tok: BpeTokenizer, prefix: number[], suffix: number[], budget: number, format: 'spm' | 'psm'): number[] {
+  const [fp, fs, fm] = [tok.specialId('<|fim_prefix|>'), tok.specialId('<|fim_suffix|>'), tok.specialId('<|fim_middle|>')];
+  const pre = contextWindow(prefix, Math.max(1, budget - 3 - suffix.length), 0);
+  return format === 'psm' ? [fp, ...pre, fs, ...suffix, fm] : [fp, fs, ...suffix, fm, ...pre];
+}
+
+const tables = new WeakMap<CompletionModel, Uint8Array[]>();
 
 /** Every token's bytes (specials as empty: they never spell text), computed once per model. */
-function tokenTable(served: ServingModel): Uint8Array[] {
+function tokenTable(served: CompletionModel): Uint8Array[] {
   let t = tables.get(served);
   if (t === undefined) {
     const tok = served.tokenizer;
@@ -255,11 +314,13 @@ function stableTailStart(prefix: string, maxChars: number): number {
   return nl < 0 ? aligned : nl + 1;
 }
 
-function cacheKey(step: number | null, s: CompletionSettings, tail: string, restOfLine: string): string {
+function cacheKey(step: number | null, s: CompletionSettings, tail: string, restOfLine: string, suffix: string): string {
   return createHash('sha1')
     .update(`${step}|${s.mode}|${s.maxTokens}|${s.temperature}|${s.topP}|${s.minMeanLogProb}|`)
     .update(tail)
     .update('\u0000')
     .update(restOfLine)
+    .update('\u0000')
+    .update(suffix)
     .digest('hex');
 }

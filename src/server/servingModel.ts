@@ -18,6 +18,10 @@ export interface ServingModel {
   model: Gpt;
   tokenizer: BpeTokenizer;
   session: InferenceSession;
+  /** Trained with fill-in-the-middle (train.fimRate > 0): completions may send the code after the cursor. */
+  fim: boolean;
+  /** The FIM token order it was trained with (prompts must use the same). */
+  fimFormat: 'spm' | 'psm';
   /** Newer checkpoints that were damaged and skipped. */
   rejected: { dir: string; reason: string }[];
 }
@@ -36,5 +40,7 @@ export async function loadServingModel(dir: string): Promise<ServingModel> {
   return {
     dir: ck.dir, step: ck.state?.step ?? null, valLoss: ck.state?.lastValLoss ?? null,
     model, tokenizer: ck.tokenizer, session: new InferenceSession(model), rejected: ck.rejected,
+    // Runs from before FIM existed have no fimRate: they were trained left-to-right only.
+    fim: (ck.state?.train.fimRate ?? 0) > 0, fimFormat: ck.state?.train.fimFormat ?? 'spm',
   };
 }

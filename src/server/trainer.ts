@@ -293,7 +293,7 @@ export async function runTraining(opts: TrainOptions, rawEmit: TrainEventSink): 
   const B = train.batchSize;
   const T = Math.min(modelCfg.contextLength, Math.max(8, data.train.length - 1));
   if (data.train.length < 2) throw new Error('the training set is empty after tokenization: add source files to the folder');
-  const loader = new BatchLoader(data.train, B, T, train.seed);
+  const loader = new BatchLoader(data.train, B, T, train.seed, { fimRate: train.fimRate ?? 0, fimFormat: train.fimFormat, tokenizer: data.tokenizer });
   if (state !== null) loader.restore(state.cursor);
   const valSet = validationBatches(data.val, B, T, train.evalBatches);
   const plannedSteps = Math.max(1, Math.round(train.epochs * loader.stepsPerEpoch));

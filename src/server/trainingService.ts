@@ -11,6 +11,7 @@ import type { LossPoint, StartTrainingParams, TrainingSnapshot, TrainingStatus, 
 import { runTraining } from './trainer';
 import { TrainControl } from './trainControl';
 import type { TrainerState } from './checkpoint';
+import { readEvalReport, summarizeEval } from './evaluate';
 
 /** Chart points kept in memory; older ones are thinned (every other point) beyond this. */
 const MAX_POINTS = 2000;
@@ -101,7 +102,13 @@ export class TrainingService {
   /** Everything for a sidebar; when no run is active, the history of the run in `outDir` from its trainer state. */
   async snapshot(outDir?: string): Promise<TrainingSnapshot> {
     if (this.running === null && this.history.length === 0 && outDir !== undefined) await this.loadSaved(outDir, true);
-    return { status: this.status, history: this.history, evals: this.evals, ...this.snapshotExtra };
+    const dir = outDir ?? this.snapshotExtra.outDir;
+    const report = dir !== undefined ? await readEvalReport(dir) : null;
+    const e = report !== null ? summarizeEval(report) : null;
+    return {
+      status: this.status, history: this.history, evals: this.evals, ...this.snapshotExtra,
+      ...(e !== null ? { eval: { bitsPerByte: e.bits_per_byte, exactMatch: e.exact_match, editSimilarity: e.edit_similarity, baselineBitsPerByte: e.baseline.bits_per_byte, baselineExactMatch: e.baseline.exact_match, cuts: e.cuts, step: e.step } } : {}),
+    };
   }
 
   private async loadSaved(outDir: string, setStatus = true): Promise<void> {

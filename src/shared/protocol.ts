@@ -110,6 +110,8 @@ export interface TrainingSnapshot {
   dataset?: { trainTokens: number; valTokens: number };
   model?: { params: number; nLayer: number; nHead: number; nEmbd: number; context: number; vocabSize: number; batch: number; engine: string };
   outDir?: string;
+  /** The latest `workspace-lm eval` of this run: the model against the n-gram baseline. */
+  eval?: { bitsPerByte: number; exactMatch: number; editSimilarity: number; baselineBitsPerByte: number; baselineExactMatch: number; cuts: number; step: number | null };
 }
 
 export const Methods = {

@@ -1,0 +1,118 @@
+// `workspace-lm eval`: the quality report of a run (see server/evaluate.ts) as a table on the
+// terminal or one JSON object with --json; also left in <checkpoint>/eval.json for `info`.
+
+import { parseArgs } from 'node:util';
+import { EvalReport, LineSummary, runEvaluation, writeEvalReport } from '../server/evaluate';
+import { UsageError } from './commands';
+import { formatBytes, formatDuration } from './progressBar';
+
+export const EVAL_USAGE = `  workspace-lm eval --checkpoint DIR [<folder>] [--json] [--cuts N] [--seed S] [--order N]
+                     [--mix-weight W] [--all-files] [--max-bytes N]
+                     (held-out loss, bits per byte and next-line exact match / edit similarity of
+                     the model and of a Kneser-Ney n-gram baseline; <folder> is the folder the run
+                     trained on — or another folder, whose files are then all evaluated)
+`;
+
+function intArg(v: string | undefined, name: string, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} expects an integer >= ${min}, got "${v}"`);
+  return n;
+}
+
+const pct = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : '-');
+const es = (x: number): string => (Number.isFinite(x) ? (100 * x).toFixed(1) : '-');
+const num = (x: number, d = 3): string => (Number.isFinite(x) ? x.toFixed(d) : '-');
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd()).join('\n');
+}
+
+/** One line of text for display: control characters visible, long text cut. */
+function show(s: string, max = 70): string {
+  const t = JSON.stringify(s).slice(1, -1);
+  return t.length > max ? t.slice(0, max - 1) + '…' : t;
+}
+
+export function formatEvalReport(r: EvalReport): string {
+  const nl = (l: LineSummary | undefined): [string, string] => (l === undefined ? ['-', '-'] : [pct(l.exact_match), es(l.edit_similarity)]);
+  const out: string[] = [];
+  out.push(`checkpoint  ${r.checkpoint}${r.step !== null ? ` (step ${r.step})` : ''}`);
+  out.push(`evaluated   ${r.source === 'held-out' ? 'the run\'s held-out files' : 'every file'} of ${r.folder}: ${r.files} files, ${formatBytes(r.bytes)}, ${r.tokens.toLocaleString('en-US')} tokens; ${r.cuts} next-line cuts (seed ${r.seed})`);
+  out.push('');
+  out.push(table([
+    ['model', 'loss', 'bits/byte', 'EM', 'ES', 'FIM EM', 'FIM ES'],
+    ['GPT (this run)', num(r.val_loss), num(r.bits_per_byte), ...nl(r.next_line), ...nl(r.next_line_fim)],
+    [`n-gram baseline (KN ${r.baseline.order}-gram + cache)`, num(r.baseline.val_loss), num(r.baseline.bits_per_byte), ...nl(r.baseline.next_line), '-', '-'],
+    [`mixture ${r.mixture.weight}·GPT + ${+(1 - r.mixture.weight).toFixed(3)}·n-gram`, num(r.mixture.val_loss), num(r.mixture.bits_per_byte), ...nl(r.mixture.next_line), '-', '-'],
+  ]));
+  const ratio = r.next_line.exact_match / r.baseline.next_line.exact_match;
+  out.push(`EM ratio GPT / baseline: ${Number.isFinite(ratio) ? ratio.toFixed(2) + '×' : '-'} (loss: nats per token; EM: exact match; ES: edit similarity ×100, CodeXGLUE-style)`);
+  out.push('');
+  const langRows = [['language', 'files', 'bytes', 'bpb GPT', 'bpb n-gram', 'cuts', 'EM GPT', 'EM n-gram', 'ES GPT', 'ES n-gram']];
+  for (const [lang, g] of Object.entries(r.by_language)) {
+    const b = r.baseline.by_language[lang]!;
+    langRows.push([lang, String(g.files), formatBytes(g.bytes), num(g.bits_per_byte), num(b.bits_per_byte), String(g.next_line.n), pct(g.next_line.exact_match), pct(b.next_line.exact_match), es(g.next_line.edit_similarity), es(b.next_line.edit_similarity)]);
+  }
+  out.push(table(langRows));
+  out.push('');
+  for (const [i, ex] of r.examples.entries()) {
+    out.push(`example ${i + 1}: ${ex.file}:${ex.line}`);
+    out.push(`  before    …${show(ex.before)}`);
+    out.push(`  truth     ${show(ex.truth)}`);
+    out.push(`  GPT       ${show(ex.gpt)}`);
+    if (ex.gpt_fim !== undefined) out.push(`  GPT+FIM   ${show(ex.gpt_fim)}`);
+    out.push(`  n-gram    ${show(ex.baseline)}`);
+    out.push(`  mixture   ${show(ex.mixture)}`);
+  }
+  out.push('');
+  out.push(`n-gram: ${r.baseline.model}, trained on ${r.baseline.train_tokens.toLocaleString('en-US')} tokens in ${r.baseline.train_seconds.toFixed(1)} s; cache weight ${r.baseline.cache.weight}, β ${r.baseline.cache.concentration}. Took ${formatDuration(r.seconds)}.`);
+  return out.join('\n') + '\n';
+}
+
+export async function evalCommand(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv, allowPositionals: true, strict: true,
+      options: {
+        checkpoint: { type: 'string' }, json: { type: 'boolean' }, cuts: { type: 'string' }, seed: { type: 'string' }, order: { type: 'string' },
+        'mix-weight': { type: 'string' }, 'all-files': { type: 'boolean' }, 'max-bytes': { type: 'string' }, verbose: { type: 'boolean' },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.checkpoint === undefined) throw new UsageError('eval needs --checkpoint DIR (the run folder, e.g. <folder>/.workspace-lm)');
+  if (positionals.length > 1) throw new UsageError('eval takes at most one folder');
+  const order = intArg(values.order, 'order', 2);
+  if (order !== undefined && order > 6) throw new UsageError('--order expects 2..6');
+  const mixWeight = values['mix-weight'] === undefined ? undefined : Number(values['mix-weight']);
+  if (mixWeight !== undefined && !(mixWeight >= 0 && mixWeight <= 1)) throw new UsageError(`--mix-weight expects a number in [0, 1], got "${values['mix-weight']}"`);
+  const json = values.json === true;
+  const tty = process.stderr.isTTY === true && !json;
+  let lastDraw = 0;
+  const report = await runEvaluation({
+    checkpoint: values.checkpoint,
+    ...(positionals[0] !== undefined ? { folder: positionals[0] } : {}),
+    allFiles: values['all-files'] === true,
+    cuts: intArg(values.cuts, 'cuts', 1) ?? 300,
+    seed: intArg(values.seed, 'seed', 0) ?? 0,
+    ...(order !== undefined ? { ngramOrder: order } : {}),
+    ...(mixWeight !== undefined ? { mixWeight } : {}),
+    ...(values['max-bytes'] !== undefined ? { maxBytes: intArg(values['max-bytes'], 'max-bytes', 1)! } : {}),
+    onProgress: (phase, f) => {
+      if (!tty) return;
+      const now = Date.now();
+      if (f < 1 && now - lastDraw < 100) return;
+      lastDraw = now;
+      process.stderr.write(`\r\x1b[2Keval: ${phase} ${Math.round(100 * f)}%`);
+    },
+  });
+  if (tty) process.stderr.write('\r\x1b[2K');
+  await writeEvalReport(values.checkpoint, report);
+  process.stdout.write(json ? JSON.stringify(report) + '\n' : formatEvalReport(report));
+  return 0;
+}

@@ -1,0 +1,175 @@
+// `workspace-lm eval` as a user runs it (the built dist/cli.js): on a tiny run over a two-language
+// fixture — the JSON shape, determinism with --seed, the held-out vs other-folder modes, eval.json
+// and `info`, and the baseline's numbers reproduced independently from train.bin.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BpeTokenizer } from '../src/ml/bpe';
+import { KneserNey, NgramSession } from '../src/ml/ngram';
+import { gptTokenLosses } from '../src/server/evaluate';
+import { loadServingModel } from '../src/server/servingModel';
+import { Rng } from '../src/ml/rng';
+
+const root = join(__dirname, '..');
+const cli = join(root, 'dist', 'cli.js');
+const tmp = mkdtempSync(join(tmpdir(), 'wlm-eval-'));
+const corpus = join(tmp, 'corpus');
+const other = join(tmp, 'other');
+const run = join(tmp, 'run');
+
+function cliRun(args: string[]) {
+  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+}
+
+/** Code-like files in two languages with repeated idioms, so both models learn something. */
+function jsFile(rng: Rng, i: number): string {
+  let s = `// module ${i}\nconst items = [];\n`;
+  for (let k = 0; k < 25; k++) {
+    const name = ['alpha', 'beta', 'gamma', 'delta'][rng.int(4)]!;
+    s += rng.next() < 0.5 ? `function ${name}${k}(x) {\n  return x + ${rng.int(9)};\n}\n` : `items.push(${name}${rng.int(25)}(${rng.int(9)}));\n`;
+  }
+  return s;
+}
+function pyFile(rng: Rng, i: number): string {
+  let s = `# module ${i}\nimport os\n\n`;
+  for (let k = 0; k < 20; k++) s += `def f${k}(path):\n    return os.path.join(path, "${['a', 'b', 'c'][rng.int(3)]}")\n\n`;
+  return s;
+}
+
+before(() => {
+  mkdirSync(corpus);
+  mkdirSync(other);
+  const rng = new Rng(4);
+  for (let i = 0; i < 30; i++) writeFileSync(join(corpus, `m${i}.js`), jsFile(rng, i));
+  for (let i = 0; i < 20; i++) writeFileSync(join(corpus, `p${i}.py`), pyFile(rng, i));
+  for (let i = 0; i < 3; i++) writeFileSync(join(other, `x${i}.js`), jsFile(rng, 100 + i));
+  const r = cliRun(['train', corpus, '--preset', 'tiny', '--max-steps', '150', '--out', run, '--json']);
+  assert.equal(r.status, 0, r.stderr);
+});
+
+type Report = Record<string, unknown> & {
+  val_loss: number; bits_per_byte: number; tokens: number; bytes: number; files: number; source: string; cuts: number;
+  next_line: { exact_match: number; edit_similarity: number; n: number };
+  baseline: { val_loss: number; bits_per_byte: number; next_line: { exact_match: number; edit_similarity: number; n: number }; cache: { weight: number; concentration: number; capacity: number }; order: number };
+  mixture: { val_loss: number; next_line: { n: number } };
+  by_language: Record<string, { files: number; next_line: { n: number } }>;
+  examples: { truth: string; gpt: string; baseline: string }[];
+};
+
+/** The report without what legitimately differs between two runs (timings). */
+function stable(r: Report): unknown {
+  const { seconds: _s, evaluated_at: _e, baseline, ...rest } = r as Report & { seconds: number; evaluated_at: string };
+  const { train_seconds: _t, ...b } = baseline as Report['baseline'] & { train_seconds: number };
+  return { ...rest, baseline: b };
+}
+
+test('eval --json on the held-out files: the required fields, for the model and the baseline; deterministic with --seed', () => {
+  const r1 = cliRun(['eval', '--checkpoint', run, corpus, '--json', '--cuts', '40', '--seed', '3']);
+  assert.equal(r1.status, 0, r1.stderr);
+  const a = JSON.parse(r1.stdout) as Report;
+  const meta = JSON.parse(readFileSync(join(run, 'data', 'meta.json'), 'utf8')) as { val_files: string[] };
+  assert.equal(a.source, 'held-out');
+  assert.equal(a.files, meta.val_files.length);
+  for (const m of [a, a.baseline]) {
+    assert.ok(m.val_loss > 0 && Number.isFinite(m.val_loss));
+    assert.ok(m.bits_per_byte > 0 && Number.isFinite(m.bits_per_byte));
+    assert.equal(m.next_line.n, 40);
+    assert.ok(m.next_line.exact_match >= 0 && m.next_line.exact_match <= 1);
+    assert.ok(m.next_line.edit_similarity >= 0 && m.next_line.edit_similarity <= 1);
+  }
+  assert.equal(a.mixture.next_line.n, 40);
+  // bits per byte is the loss restated per byte: nats·tokens / (ln 2 · bytes).
+  assert.ok(Math.abs(a.bits_per_byte - (a.val_loss * a.tokens) / (Math.LN2 * a.bytes)) < 1e-9);
+  // The per-language rows add up.
+  const langs = Object.values(a.by_language);
+  assert.equal(langs.reduce((s, l) => s + l.files, 0), a.files);
+  assert.equal(langs.reduce((s, l) => s + l.next_line.n, 0), 40);
+  assert.equal(a.examples.length, 3);
+  // The mixture's loss is at most that of the worse of the two (a convex mix of probabilities).
+  assert.ok(a.mixture.val_loss <= Math.max(a.val_loss, a.baseline.val_loss) + 1e-9);
+
+  const r2 = cliRun(['eval', '--checkpoint', run, corpus, '--json', '--cuts', '40', '--seed', '3']);
+  assert.equal(r2.status, 0, r2.stderr);
+  assert.deepEqual(stable(JSON.parse(r2.stdout) as Report), stable(a), 'same seed, same report');
+  const r3 = cliRun(['eval', '--checkpoint', run, corpus, '--json', '--cuts', '40', '--seed', '4']);
+  assert.notDeepEqual((JSON.parse(r3.stdout) as Report).examples, a.examples, 'another seed, other cut points');
+});
+
+test('the baseline\'s loss is reproduced independently: KN on train.bin, the reported cache, the held-out files', () => {
+  const a = JSON.parse(readFileSync(join(run, 'eval.json'), 'utf8')) as Report;
+  const tok = BpeTokenizer.fromHuggingFaceJSON(JSON.parse(readFileSync(join(run, 'tokenizer.json'), 'utf8')));
+  const raw = readFileSync(join(run, 'data', 'train.bin'));
+  const train = new Uint16Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+  const kn = KneserNey.train(train, { order: a.baseline.order, vocabSize: tok.vocabSize, eotId: tok.eotId });
+  const meta = JSON.parse(readFileSync(join(run, 'data', 'meta.json'), 'utf8')) as { val_files: string[] };
+  let nats = 0, tokens = 0;
+  for (const f of meta.val_files) {
+    const ids = [...tok.encodeBytes(readFileSync(join(corpus, f))), tok.eotId];
+    const s = new NgramSession(kn, a.baseline.cache);
+    s.push(tok.eotId);
+    for (const id of ids) {
+      nats -= s.logProb(id);
+      s.push(id);
+      tokens++;
+    }
+  }
+  assert.equal(tokens, a.tokens);
+  assert.ok(Math.abs(nats / tokens - a.baseline.val_loss) < 1e-9, `${nats / tokens} vs ${a.baseline.val_loss}`);
+});
+
+test('eval writes eval.json next to trainer_state.json, and info shows it', () => {
+  assert.ok(existsSync(join(run, 'eval.json')));
+  const info = cliRun(['info', '--checkpoint', run, '--json']);
+  assert.equal(info.status, 0, info.stderr);
+  const j = JSON.parse(info.stdout) as { eval: { bits_per_byte: number; exact_match: number; baseline: { exact_match: number } } | null };
+  assert.ok(j.eval !== null && typeof j.eval.bits_per_byte === 'number' && typeof j.eval.baseline.exact_match === 'number');
+  const text = cliRun(['info', '--checkpoint', run]);
+  assert.match(text.stdout, /^eval {8}bits\/byte [\d.]+ vs n-gram [\d.]+; next-line EM [\d.]+% vs [\d.]+%/m);
+});
+
+test('eval of another folder evaluates all its files; the terminal table; a clear error without a folder', () => {
+  const r = cliRun(['eval', '--checkpoint', run, other, '--json', '--cuts', '10']);
+  assert.equal(r.status, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as Report;
+  assert.equal(j.source, 'folder');
+  assert.equal(j.files, 3);
+  const t = cliRun(['eval', '--checkpoint', run, corpus, '--cuts', '10']);
+  assert.equal(t.status, 0, t.stderr);
+  assert.match(t.stdout, /GPT \(this run\)/);
+  assert.match(t.stdout, /n-gram baseline \(KN 4-gram \+ cache\)/);
+  assert.match(t.stdout, /example 1: /);
+  const e = cliRun(['eval', '--checkpoint', run]);
+  assert.equal(e.status, 1);
+  assert.match(e.stderr, /needs the folder the run trained on/);
+});
+
+test('the GPT\'s per-token losses: one forward pass when a file fits the context; every token scored once otherwise', async () => {
+  const served = await loadServingModel(run);
+  const model = served.model;
+  const P = model.cfg.contextLength;
+  const V = model.cfg.vocabSize;
+  const rng = new Rng(8);
+  const seq = (n: number): number[] => Array.from({ length: n }, () => rng.int(V));
+  const docs = [seq(10), seq(P + 1), seq(3 * P + 7), seq(2)];
+  const losses = gptTokenLosses(model, docs);
+  for (const d of [0, 1, 3]) {
+    const s = docs[d]!;
+    const n = s.length - 1;
+    model.forward(s, null, 1, n);
+    const logits = model.logitsView();
+    for (let t = 0; t < n; t++) {
+      let max = -Infinity;
+      for (let v = 0; v < V; v++) max = Math.max(max, logits[t * V + v]!);
+      let z = 0;
+      for (let v = 0; v < V; v++) z += Math.exp(logits[t * V + v]! - max);
+      const ref = Math.log(z) + max - logits[t * V + s[t + 1]!]!;
+      assert.ok(Math.abs(losses[d]![t]! - ref) < 1e-4, `doc ${d} token ${t}: ${losses[d]![t]} vs ${ref}`);
+    }
+  }
+  const long = losses[2]!;
+  assert.equal(long.length, 3 * P + 6);
+  for (let t = 0; t < long.length; t++) assert.ok(long[t]! > 0 && Number.isFinite(long[t]!), `token ${t} not scored`);
+});

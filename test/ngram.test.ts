@@ -1,0 +1,165 @@
+// The Kneser-Ney baseline: exact normalisation, a small example worked out by hand, the cache,
+// and training speed at the size of a real run's train.bin.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { KneserNey, MixtureSession, modifiedKneserNeyDiscounts, NgramSession, ScoreSession, TokenCache, tuneCache } from '../src/ml/ngram';
+import { Rng } from '../src/ml/rng';
+
+const close = (a: number, b: number, eps: number, why = ''): void => assert.ok(Math.abs(a - b) <= eps, `${a} vs ${b} ${why}`);
+const sum = (xs: ArrayLike<number>): number => {
+  let s = 0;
+  for (let i = 0; i < xs.length; i++) s += xs[i]!;
+  return s;
+};
+
+/** A stream with structure at several orders: a noisy Markov chain over V ids, files ended by eot. */
+function markovStream(n: number, V: number, seed: number): Uint16Array {
+  const rng = new Rng(seed);
+  const eot = V - 1;
+  const t = new Uint16Array(n);
+  for (let i = 0; i < n; i++) {
+    const r = rng.next();
+    if (r < 0.002) t[i] = eot;
+    else if (i >= 2 && r < 0.6) t[i] = (t[i - 1]! * 7 + t[i - 2]! * 3 + 1) % (V - 1);
+    else t[i] = Math.floor(rng.next() ** 3 * (V - 1));
+  }
+  return t;
+}
+
+test('discounts: Chen & Goodman\'s estimates from counts of counts (hand-computed)', () => {
+  // n = (10, 5, 3, 2): Y = 10/20 = 0.5; D1 = 1 − 2·0.5·5/10 = 0.5; D2 = 2 − 3·0.5·3/5 = 1.1;
+  // D3+ = 3 − 4·0.5·2/3 = 5/3.
+  const [d1, d2, d3] = modifiedKneserNeyDiscounts(10, 5, 3, 2);
+  close(d1, 0.5, 1e-12); close(d2, 1.1, 1e-12); close(d3, 5 / 3, 1e-12);
+  // No counts of 3 or 4: D3+ is 0/0 and falls back to 1.5; D2 = 2 (all mass of twice-seen n-grams).
+  assert.deepEqual(modifiedKneserNeyDiscounts(3, 1, 0, 0).map((d) => Math.round(d * 1e12) / 1e12), [0.6, 2, 1.5]);
+});
+
+test('a bigram model worked out by hand', () => {
+  // Ids a=0 b=1 c=2 eot=3; the stream "a b a b a c eot", with a virtual eot before it.
+  // Bigram (raw) counts: eot→a 1, a→b 2, b→a 2, a→c 1, c→eot 1: n1 = 3, n2 = 2 → Y = 3/7,
+  //   D1 = 1 − 2·(3/7)·(2/3) = 3/7, D2 = 2 − 0 = 2.
+  // Unigram level uses continuation counts (distinct left neighbours): a 2 (eot, b), b 1, c 1,
+  //   eot 1; total 5; n1 = 3, n2 = 1 → Y = 0.6, D1 = 0.6, D2 = 2; γ = (3·0.6 + 1·2)/5 = 0.76.
+  //   p1(a) = (2 − 2)/5 + 0.76/4 = 0.19; p1(b) = p1(c) = p1(eot) = (1 − 0.6)/5 + 0.19 = 0.27.
+  // After "a" (followers b:2, c:1, total 3): γ(a) = (3/7·1 + 2·1)/3 = 17/21.
+  //   p(b | a) = (2 − 2)/3 + 17/21·0.27 = 0.2185714…;  p(c | a) = (1 − 3/7)/3 + 17/21·0.27 = 0.4090476…
+  const kn = KneserNey.train(Uint16Array.from([0, 1, 0, 1, 0, 2, 3]), { order: 2, vocabSize: 4, eotId: 3 });
+  close(kn.discounts[1]![0], 3 / 7, 1e-12);
+  close(kn.discounts[0]![0], 0.6, 1e-12);
+  close(kn.prob([], 0), 0.19, 1e-12);
+  close(kn.prob([], 1), 0.27, 1e-12);
+  close(kn.prob([0], 1), (17 / 21) * 0.27, 1e-12);
+  close(kn.prob([0], 2), 4 / 21 + (17 / 21) * 0.27, 1e-12);
+  close(kn.prob([1], 0), (2 - 2) / 2 + ((2 * 1) / 2) * 0.19, 1e-12, 'after b: only a, twice; γ = 1');
+  // After c (seen once, before eot): a never followed it, so only the back-off mass γ = D1·1/1 = 3/7.
+  close(kn.prob([2, 2], 0), (3 / 7) * 0.19, 1e-12, 'only the last token of the context matters at order 2');
+  close(kn.logProb([0], 1), Math.log((17 / 21) * 0.27), 1e-12);
+});
+
+test('the next-token distribution sums to 1 over the vocabulary (within 1e-9) for every order and context', () => {
+  const V = 300;
+  const tokens = markovStream(60_000, V, 7);
+  const rng = new Rng(11);
+  for (const order of [3, 4, 5, 6]) {
+    const kn = KneserNey.train(tokens, { order, vocabSize: V, eotId: V - 1 });
+    const contexts: number[][] = [
+      [], [V - 1], [V - 1, 5], [1, 2, 3, 4, 5, 6, 7], [299, 298, 297], // empty, file start, unseen ids
+      Array.from(tokens.subarray(1000, 1010)), Array.from(tokens.subarray(5000, 5003)),
+    ];
+    for (let k = 0; k < 20; k++) contexts.push(Array.from({ length: 1 + rng.int(8) }, () => rng.int(V)));
+    for (const ctx of contexts) {
+      const d = kn.distribution(ctx);
+      close(sum(d), 1, 1e-9, `order ${order} context ${ctx.join(',')}`);
+      for (const w of [0, 1, ctx[ctx.length - 1] ?? 2, V - 1, rng.int(V)]) close(kn.prob(ctx, w), d[w]!, 1e-12, 'prob() agrees with distribution()');
+      for (let w = 0; w < V; w++) assert.ok(d[w]! > 0, 'every id has some probability');
+    }
+  }
+});
+
+test('with the cache (and mixed with a network) the distribution still sums to 1', () => {
+  const V = 200;
+  const kn = KneserNey.train(markovStream(20_000, V, 3), { order: 4, vocabSize: V, eotId: V - 1 });
+  const s = new NgramSession(kn, { weight: 0.3, concentration: 2, capacity: 50 });
+  const history = [V - 1, ...Array.from(markovStream(300, V, 9)).filter((t) => t !== V - 1)];
+  const logs = s.prime(history); // 300 tokens through a 50-token cache: evictions happen
+  assert.equal(s.cache.size, 50);
+  close(sum(Array.from(logs, Math.exp)), 1, 1e-9);
+  for (const w of [0, 5, history[history.length - 1]!]) close(Math.exp(logs[w]!), s.prob(w), 1e-12);
+  // A toy "network" whose logits favour id 7.
+  const net: ScoreSession = { prime: () => Float64Array.from({ length: V }, (_, v) => (v === 7 ? 5 : 0)), append: () => Float64Array.from({ length: V }, (_, v) => (v === 7 ? 5 : 0)), commonPrefix: () => 0 };
+  const mix = new MixtureSession(net, 64, 16, new NgramSession(kn), 0.5);
+  const m = mix.prime(history);
+  close(sum(Array.from(m, Math.exp)), 1, 1e-9);
+  const pNet7 = Math.exp(5) / (Math.exp(5) + V - 1);
+  const ng = new NgramSession(kn);
+  ng.prime(history);
+  close(Math.exp(m[7]!), 0.5 * pNet7 + 0.5 * ng.prob(7), 1e-12);
+});
+
+test('the cache raises the probability of a file\'s own repeated tokens; tuning gives it weight on such data', () => {
+  const V = 500;
+  const eot = V - 1;
+  const train = markovStream(50_000, V, 5);
+  const kn = KneserNey.train(train, { order: 4, vocabSize: V, eotId: eot });
+  // A "file" that keeps using an identifier (id 400) the training data almost never shows.
+  const file = [eot];
+  const rng = new Rng(2);
+  for (let i = 0; i < 400; i++) file.push(i % 10 === 0 ? 400 : rng.int(300));
+  const cached = new NgramSession(kn, { weight: 0.2, concentration: 1, capacity: 4096 });
+  const plain = new NgramSession(kn, { weight: 0, concentration: 1, capacity: 4096 });
+  const at = file.length - 10; // the last occurrence's position
+  assert.equal(file[at], 400);
+  cached.prime(file.slice(0, at));
+  plain.prime(file.slice(0, at));
+  assert.ok(cached.prob(400) > 10 * plain.prob(400), `cache ${cached.prob(400)} vs none ${plain.prob(400)}`);
+  // An eot starts a new file: the cache forgets.
+  cached.push(eot);
+  assert.equal(cached.cache.size, 0);
+  // Held-out files like that one: the tuned weight is positive and the loss below no cache.
+  const heldOut: number[] = [];
+  for (let f = 0; f < 5; f++) {
+    const id = 300 + f * 20;
+    for (let i = 0; i < 300; i++) heldOut.push(i % 8 === 0 ? id : rng.int(300));
+    heldOut.push(eot);
+  }
+  const tuned = tuneCache(kn, heldOut);
+  assert.ok(tuned.params.weight > 0, `weight ${tuned.params.weight}`);
+  assert.ok(tuned.nats < tuned.natsWithoutCache, `${tuned.nats} < ${tuned.natsWithoutCache}`);
+  // The TokenCache alone is a distribution.
+  const c = new TokenCache(10, 8, 1);
+  for (const t of [1, 2, 1, 2, 3]) c.push(t);
+  // After 2 the cache saw 1 once and 3 once; 1 is 2 of the 5 tokens: (1 + 1·2/5) / (2 + 1).
+  close(c.prob(2, 1), 1.4 / 3, 1e-12);
+  close(c.prob(2, 3), (1 + 1 / 5) / 3, 1e-12);
+  close(c.prob(2, 7), 0, 1e-15);
+  const d = new Float64Array(10);
+  c.addDistribution(2, 1, d);
+  close(sum(d), 1, 1e-12);
+});
+
+test('greedy decoding follows the most likely path', () => {
+  // "x = 1 ;" repeated: after "x =" the model must continue "1 ;".
+  const V = 10, eot = 9;
+  const file: number[] = [];
+  for (let i = 0; i < 50; i++) file.push(1, 2, 3, 4);
+  const kn = KneserNey.train(Uint16Array.from([...file, eot]), { order: 3, vocabSize: V, eotId: eot });
+  const s = new NgramSession(kn);
+  s.prime([eot, 1, 2]);
+  assert.deepEqual(s.greedy(4), [3, 4, 1, 2]);
+});
+
+test('trains on 1.5M tokens in a few seconds and scores fast', () => {
+  const V = 8000;
+  const tokens = markovStream(1_500_000, V, 1);
+  const t0 = performance.now();
+  const kn = KneserNey.train(tokens, { order: 4, vocabSize: V, eotId: V - 1 });
+  const trainSec = (performance.now() - t0) / 1000;
+  assert.ok(trainSec < 15, `training took ${trainSec.toFixed(1)} s`); // ~2 s here; slack for a busy machine
+  const t1 = performance.now();
+  let nats = 0;
+  for (let i = 10; i < 100_010; i++) nats -= kn.logProb(tokens, tokens[i]!, i);
+  const scoreSec = (performance.now() - t1) / 1000;
+  assert.ok(scoreSec < 5, `scoring 100K tokens took ${scoreSec.toFixed(2)} s`);
+  assert.ok(nats / 100_000 < Math.log(V) - 2, 'it learned the chain');
+});
