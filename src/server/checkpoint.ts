@@ -141,7 +141,7 @@ export async function saveCheckpoint(input: SaveInput, keep: number): Promise<st
     await writeFileSynced(path.join(tmpDir, STATE_FILE), JSON.stringify(state, null, 1) + '\n');
     await fsyncDir(tmpDir);
     // Re-saving the same step (e.g. the final save right after a periodic one) replaces it.
-    await fs.rm(finalDir, { recursive: true, force: true });
+    await discardDir(ckptRoot, finalDir);
     await fs.rename(tmpDir, finalDir);
     await fsyncDir(ckptRoot);
   } catch (e) {
@@ -171,10 +171,26 @@ async function publishTopLevel(runDir: string, ckptDir: string): Promise<void> {
   }
 }
 
+/**
+ * Deletes a checkpoint directory without ever leaving a half-deleted `step-*` behind: it is first
+ * renamed out of the checkpoint namespace (atomic), then removed. A crash in between leaves a
+ * `.tmp-` directory that the next save cleans up.
+ */
+async function discardDir(ckptRoot: string, dir: string): Promise<void> {
+  const trash = path.join(ckptRoot, `.tmp-discard-${path.basename(dir)}-${process.pid}-${Date.now()}`);
+  try {
+    await fs.rename(dir, trash);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  await fs.rm(trash, { recursive: true, force: true });
+}
+
 async function pruneCheckpoints(ckptRoot: string, keep: number): Promise<void> {
   const entries = (await fs.readdir(ckptRoot)).filter((n) => /^step-\d+$/.test(n)).sort();
   for (const old of entries.slice(0, Math.max(0, entries.length - Math.max(1, keep)))) {
-    await fs.rm(path.join(ckptRoot, old), { recursive: true, force: true });
+    await discardDir(ckptRoot, path.join(ckptRoot, old));
   }
   // Leftovers of a crashed save.
   for (const n of await fs.readdir(ckptRoot)) {
