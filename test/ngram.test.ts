@@ -57,6 +57,20 @@ test('a bigram model worked out by hand', () => {
   close(kn.logProb([0], 1), Math.log((17 / 21) * 0.27), 1e-12);
 });
 
+test('histories stop at a file boundary: what came before an eot does not matter after it', () => {
+  const V = 50, eot = V - 1;
+  const kn = KneserNey.train(markovStream(20_000, V, 13), { order: 4, vocabSize: V, eotId: eot });
+  for (const w of [0, 3, 17, eot]) {
+    close(kn.prob([5, 9, eot], w), kn.prob([eot], w), 1e-15);
+    close(kn.prob([1, 2, 3, eot, 7], w), kn.prob([eot, 7], w), 1e-15);
+  }
+  // …while inside a file the longer history does matter.
+  const t = markovStream(20_000, V, 13);
+  let differs = 0;
+  for (let i = 3; i < 200; i++) if (Math.abs(kn.prob(t, t[i]!, i) - kn.prob([t[i - 1]!], t[i]!)) > 1e-6) differs++;
+  assert.ok(differs > 100);
+});
+
 test('the next-token distribution sums to 1 over the vocabulary (within 1e-9) for every order and context', () => {
   const V = 300;
   const tokens = markovStream(60_000, V, 7);
