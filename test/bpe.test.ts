@@ -437,6 +437,20 @@ describe('Hugging Face tokenizer.json', () => {
     });
   });
 
+  test('tokens spelled like Object.prototype keys ("__proto__", "constructor") survive export and import', () => {
+    const text = 'obj.__proto__ = x.__proto__; constructor() { this.constructor = __proto__; } hasOwnProperty toString\n';
+    const tokenizer = BpeTokenizer.train([new TextEncoder().encode(text.repeat(200))], { vocabSize: 320 });
+    const json = JSON.parse(JSON.stringify(tokenizer.toHuggingFaceJSON()));
+    assert.equal(Object.keys(json.model.vocab).length, tokenizer.vocabSize);
+    // The corpus is made of these words, so BPE learns them whole (with their leading space or dot split off).
+    for (const word of ['__proto__', 'constructor']) {
+      assert.ok(Object.prototype.hasOwnProperty.call(json.model.vocab, word), `${word} is a token`);
+    }
+    const back = BpeTokenizer.fromHuggingFaceJSON(json);
+    assert.deepEqual(Array.from(back.encode(text)), Array.from(tokenizer.encode(text)));
+    assert.equal(back.decode(Array.from(back.encode(text))), text);
+  });
+
   test('fromHuggingFaceJSON round trips through a JSON string', () => {
     const tokenizer = getShared();
     const restored = BpeTokenizer.fromHuggingFaceJSON(JSON.parse(JSON.stringify(tokenizer.toHuggingFaceJSON())));

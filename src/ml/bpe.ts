@@ -678,7 +678,9 @@ export class BpeTokenizer {
    * the ordinary bytes. On all other text the ids are identical.
    */
   toHuggingFaceJSON(): object {
-    const vocab: Record<string, number> = {};
+    // No prototype: a learned token may be spelled "__proto__" (or "constructor"), and on a plain
+    // object that assignment would set the prototype instead of adding a key.
+    const vocab: Record<string, number> = Object.create(null) as Record<string, number>;
     const names: string[] = [];
     for (let id = 0; id < this.firstSpecialId; id++) {
       names.push(bytesToByteLevelString(this.bytesOfToken[id]));
