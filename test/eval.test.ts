@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { BpeTokenizer } from '../src/ml/bpe';
 import { KneserNey, NgramSession } from '../src/ml/ngram';
 import { gptTokenLosses } from '../src/server/evaluate';
+import { fitMixture } from '../src/ml/mixture';
+import { fitDocuments, readU16, trainNgram } from '../src/server/ngramCompanion';
 import { loadServingModel } from '../src/server/servingModel';
 import { Rng } from '../src/ml/rng';
 
@@ -54,9 +56,11 @@ type Report = Record<string, unknown> & {
   val_loss: number; bits_per_byte: number; tokens: number; bytes: number; files: number; source: string; cuts: number;
   next_line: { exact_match: number; edit_similarity: number; n: number };
   baseline: { val_loss: number; bits_per_byte: number; next_line: { exact_match: number; edit_similarity: number; n: number }; cache: { weight: number; concentration: number; capacity: number }; order: number };
-  mixture: { val_loss: number; next_line: { n: number } };
+  model: string;
+  gpt: { val_loss: number; bits_per_byte: number; next_line: { exact_match: number; edit_similarity: number; n: number } };
+  mixture: { buckets: string[]; folds: { weights: number[]; counts: number[]; nats: { gpt: number; ngram: number; mixture: number } }[] };
   by_language: Record<string, { files: number; next_line: { n: number } }>;
-  examples: { truth: string; gpt: string; baseline: string }[];
+  examples: { truth: string; model: string; gpt: string; baseline: string }[];
 };
 
 /** The report without what legitimately differs between two runs (timings). */
@@ -73,14 +77,23 @@ test('eval --json on the held-out files: the required fields, for the model and 
   const meta = JSON.parse(readFileSync(join(run, 'data', 'meta.json'), 'utf8')) as { val_files: string[] };
   assert.equal(a.source, 'held-out');
   assert.equal(a.files, meta.val_files.length);
-  for (const m of [a, a.baseline]) {
+  assert.equal(a.model, 'gpt+ngram');
+  for (const m of [a, a.gpt, a.baseline]) {
     assert.ok(m.val_loss > 0 && Number.isFinite(m.val_loss));
     assert.ok(m.bits_per_byte > 0 && Number.isFinite(m.bits_per_byte));
     assert.equal(m.next_line.n, 40);
     assert.ok(m.next_line.exact_match >= 0 && m.next_line.exact_match <= 1);
     assert.ok(m.next_line.edit_similarity >= 0 && m.next_line.edit_similarity <= 1);
   }
-  assert.equal(a.mixture.next_line.n, 40);
+  // Two halves of the files, each with one GPT share per n-gram depth, fitted on the other half.
+  assert.equal(a.mixture.folds.length, 2);
+  for (const f of a.mixture.folds) {
+    assert.equal(f.weights.length, a.baseline.order * 4);
+    assert.equal(a.mixture.buckets.length, f.weights.length);
+    assert.ok(f.weights.every((w) => w > 0 && w < 1));
+    // EM's fit is never worse on its own data than either model alone.
+    assert.ok(f.nats.mixture <= Math.min(f.nats.gpt, f.nats.ngram) + 1e-9);
+  }
   // bits per byte is the loss restated per byte: nats·tokens / (ln 2 · bytes).
   assert.ok(Math.abs(a.bits_per_byte - (a.val_loss * a.tokens) / (Math.LN2 * a.bytes)) < 1e-9);
   // The per-language rows add up.
@@ -88,8 +101,8 @@ test('eval --json on the held-out files: the required fields, for the model and 
   assert.equal(langs.reduce((s, l) => s + l.files, 0), a.files);
   assert.equal(langs.reduce((s, l) => s + l.next_line.n, 0), 40);
   assert.equal(a.examples.length, 3);
-  // The mixture's loss is at most that of the worse of the two (a convex mix of probabilities).
-  assert.ok(a.mixture.val_loss <= Math.max(a.val_loss, a.baseline.val_loss) + 1e-9);
+  // The served model's loss is at most that of the worse of the two (a convex mix of probabilities).
+  assert.ok(a.val_loss <= Math.max(a.gpt.val_loss, a.baseline.val_loss) + 1e-9);
 
   const r2 = cliRun(['eval', '--checkpoint', run, corpus, '--json', '--cuts', '40', '--seed', '3']);
   assert.equal(r2.status, 0, r2.stderr);
@@ -138,7 +151,8 @@ test('eval of another folder evaluates all its files; the terminal table; a clea
   assert.equal(j.files, 3);
   const t = cliRun(['eval', '--checkpoint', run, corpus, '--cuts', '10']);
   assert.equal(t.status, 0, t.stderr);
-  assert.match(t.stdout, /GPT \(this run\)/);
+  assert.match(t.stdout, /Workspace LM \(GPT \+ n-gram, as served\)/);
+  assert.match(t.stdout, /GPT alone \(this run\)/);
   assert.match(t.stdout, /n-gram baseline \(KN 4-gram \+ cache\)/);
   assert.match(t.stdout, /example 1: /);
   const e = cliRun(['eval', '--checkpoint', run]);
@@ -172,4 +186,24 @@ test('the GPT\'s per-token losses: one forward pass when a file fits the context
   const long = losses[2]!;
   assert.equal(long.length, 3 * P + 6);
   for (let t = 0; t < long.length; t++) assert.ok(long[t]! > 0 && Number.isFinite(long[t]!), `token ${t} not scored`);
+});
+
+test('the served model carries the n-gram companion: built from train.bin, its weights fitted on val.bin (reproduced here)', async () => {
+  const served = await loadServingModel(run);
+  assert.ok(served.ngram !== undefined, served.ngramSkipped);
+  const tok = served.tokenizer;
+  const { kn, cache } = trainNgram(readU16(readFileSync(join(run, 'data', 'train.bin'))), tok.vocabSize, tok.eotId);
+  assert.deepEqual(served.ngram.session.params, cache);
+  // The slow path: all fit documents at once, in one synchronous call.
+  const docs = fitDocuments(readU16(readFileSync(join(run, 'data', 'val.bin'))), tok.eotId);
+  const ref = fitMixture(served.model, new NgramSession(kn, cache), docs);
+  assert.equal(served.ngram.mixture.weights.length, 16);
+  served.ngram.mixture.weights.forEach((w, b) => assert.ok(Math.abs(w - ref.weights[b]!) < 1e-6, `bucket ${b}: ${w} vs ${ref.weights[b]}`));
+  // Without the run's data (an imported model) the GPT serves alone, and says why.
+  const bare = join(tmp, 'bare');
+  mkdirSync(bare);
+  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) writeFileSync(join(bare, f), readFileSync(join(run, f)));
+  const alone = await loadServingModel(bare);
+  assert.equal(alone.ngram, undefined);
+  assert.match(alone.ngramSkipped ?? '', /no training data/);
 });

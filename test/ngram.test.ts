@@ -2,7 +2,7 @@
 // and training speed at the size of a real run's train.bin.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { KneserNey, MixtureSession, modifiedKneserNeyDiscounts, NgramSession, ScoreSession, TokenCache, tuneCache } from '../src/ml/ngram';
+import { KneserNey, modifiedKneserNeyDiscounts, NgramSession, TokenCache, tuneCache } from '../src/ml/ngram';
 import { Rng } from '../src/ml/rng';
 
 const close = (a: number, b: number, eps: number, why = ''): void => assert.ok(Math.abs(a - b) <= eps, `${a} vs ${b} ${why}`);
@@ -100,15 +100,6 @@ test('with the cache (and mixed with a network) the distribution still sums to 1
   assert.equal(s.cache.size, 50);
   close(sum(Array.from(logs, Math.exp)), 1, 1e-9);
   for (const w of [0, 5, history[history.length - 1]!]) close(Math.exp(logs[w]!), s.prob(w), 1e-12);
-  // A toy "network" whose logits favour id 7.
-  const net: ScoreSession = { prime: () => Float64Array.from({ length: V }, (_, v) => (v === 7 ? 5 : 0)), append: () => Float64Array.from({ length: V }, (_, v) => (v === 7 ? 5 : 0)), commonPrefix: () => 0 };
-  const mix = new MixtureSession(net, 64, 16, new NgramSession(kn), 0.5);
-  const m = mix.prime(history);
-  close(sum(Array.from(m, Math.exp)), 1, 1e-9);
-  const pNet7 = Math.exp(5) / (Math.exp(5) + V - 1);
-  const ng = new NgramSession(kn);
-  ng.prime(history);
-  close(Math.exp(m[7]!), 0.5 * pNet7 + 0.5 * ng.prob(7), 1e-12);
 });
 
 test('the cache raises the probability of a file\'s own repeated tokens; tuning gives it weight on such data', () => {
@@ -176,4 +167,34 @@ test('trains on 1.5M tokens in a few seconds and scores fast', () => {
   const scoreSec = (performance.now() - t1) / 1000;
   assert.ok(scoreSec < 5, `scoring 100K tokens took ${scoreSec.toFixed(2)} s`);
   assert.ok(nats / 100_000 < Math.log(V) - 2, 'it learned the chain');
+});
+
+test('pop undoes push exactly, also across cache evictions (the beam search\'s rewind)', () => {
+  const V = 60;
+  const kn = KneserNey.train(markovStream(5_000, V, 11), { order: 4, vocabSize: V, eotId: V - 1 });
+  const rng = new Rng(12);
+  const params = { weight: 0.3, concentration: 1, capacity: 16 };
+  for (let trial = 0; trial < 20; trial++) {
+    const history = [V - 1, ...Array.from({ length: 5 + rng.int(40) }, () => rng.int(V - 1))];
+    const s = new NgramSession(kn, params);
+    for (const id of history) s.push(id);
+    const before = Float64Array.from(s.distribution());
+    const extra = Array.from({ length: 1 + rng.int(30) }, () => rng.int(V - 1));
+    for (const id of extra) s.push(id);
+    for (let i = 0; i < extra.length; i++) s.pop();
+    const after = s.distribution();
+    // The slow twin: a fresh session told only the history.
+    const fresh = new NgramSession(kn, params);
+    for (const id of history) fresh.push(id);
+    const ref = fresh.distribution();
+    for (let v = 0; v < V; v++) {
+      close(after[v]!, ref[v]!, 1e-12, `trial ${trial} id ${v}`);
+      close(after[v]!, before[v]!, 1e-12);
+    }
+    assert.equal(s.cache.size, fresh.cache.size);
+    assert.equal(s.bucket(), fresh.bucket());
+  }
+  const s = new NgramSession(kn, params);
+  s.push(V - 1);
+  assert.throws(() => s.pop(), /nothing to undo/);
 });

@@ -4,7 +4,7 @@
 
 import { parseArgs } from 'node:util';
 import * as path from 'node:path';
-import { isPresetName, parameterCount, PRESETS, TrainConfig } from '../ml/config';
+import { DEFAULT_PRESET, DEFAULT_TIME_BUDGET_MINUTES, isPresetName, parameterCount, PRESETS, TrainConfig } from '../ml/config';
 import { contextWindow, sampleToken } from '../ml/sample';
 import { loadServingModel } from '../server/servingModel';
 import { createConnection, ProposedFeatures, StreamMessageReader, StreamMessageWriter } from 'vscode-languageserver/node';
@@ -27,7 +27,7 @@ Usage:
   workspace-lm complete --checkpoint DIR [--max-tokens N] [--temperature T] [--top-p P] [--seed N]
                      (reads the prompt on stdin, prints the continuation)
   workspace-lm info --checkpoint DIR [--json]
-  workspace-lm eval --checkpoint DIR [<folder>] [--json] [--cuts N] [--seed S] [--order N] [--mix-weight W]
+  workspace-lm eval --checkpoint DIR [<folder>] [--json] [--cuts N] [--seed S] [--order N]
                      [--all-files] [--max-bytes N]
                      (held-out loss, bits per byte and next-line exact match / edit similarity of the
                      model and of a Kneser-Ney n-gram baseline; <folder>: the folder the run trained
@@ -44,8 +44,9 @@ Usage:
 
 Options:
   --out DIR      where the run lives (default: <folder>/.workspace-lm)
-  --preset       ${Object.entries(PRESETS).map(([k, v]) => `${k} (${v.description})`).join('; ')}
-  --threads N    worker threads (default: all cores but one, at least 1)
+  --preset       ${Object.entries(PRESETS).map(([k, v]) => `${k} (${v.description})`).join('; ')} (default ${DEFAULT_PRESET})
+  --minutes M    stop after M minutes, the learning rate annealed by then (default ${DEFAULT_TIME_BUDGET_MINUTES}; 0 = no limit)
+  --threads N    worker threads (default: all cores; they run at low priority)
   --fanout N     leaders around the root of the gradient reduction tree (default 12)
   --memory-cap MB  memory budget (default 1536): a larger workspace trains on a sample of its files
   --resume       continue the run in --out from its newest checkpoint
@@ -86,7 +87,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   });
   if (positionals.length !== 1) throw new UsageError('train needs exactly one folder: workspace-lm train <folder>');
   const folder = path.resolve(positionals[0]!);
-  const preset = values.preset ?? 'seed';
+  const preset = values.preset ?? DEFAULT_PRESET;
   if (!isPresetName(preset)) throw new UsageError(`unknown preset "${preset}": use one of ${Object.keys(PRESETS).join(', ')}`);
   const threads = intFlag(values.threads, 'threads', 1);
   const fanout = intFlag(values.fanout, 'fanout', 1);
@@ -94,7 +95,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const train: Partial<TrainConfig> = {
     epochs: numFlag(values.epochs, 'epochs', 0.001),
     maxSteps: intFlag(values['max-steps'], 'max-steps', 1),
-    maxMinutes: numFlag(values.minutes, 'minutes', 0.01),
+    // 0 = no time limit (the epochs decide).
+    maxMinutes: numFlag(values.minutes, 'minutes', 0) ?? DEFAULT_TIME_BUDGET_MINUTES,
     checkpointEvery: intFlag(values['checkpoint-every'], 'checkpoint-every', 1),
     seed: intFlag(values.seed, 'seed', 0),
   };

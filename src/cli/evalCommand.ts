@@ -7,10 +7,11 @@ import { UsageError } from './commands';
 import { formatBytes, formatDuration } from './progressBar';
 
 export const EVAL_USAGE = `  workspace-lm eval --checkpoint DIR [<folder>] [--json] [--cuts N] [--seed S] [--order N]
-                     [--mix-weight W] [--all-files] [--max-bytes N]
+                     [--all-files] [--max-bytes N]
                      (held-out loss, bits per byte and next-line exact match / edit similarity of
-                     the model and of a Kneser-Ney n-gram baseline; <folder> is the folder the run
-                     trained on — or another folder, whose files are then all evaluated)
+                     the model as served (the GPT mixed with an n-gram model), of the GPT alone and
+                     of a Kneser-Ney n-gram baseline; <folder> is the folder the run trained on —
+                     or another folder, whose files are then all evaluated)
 `;
 
 function intArg(v: string | undefined, name: string, min: number): number | undefined {
@@ -43,14 +44,17 @@ export function formatEvalReport(r: EvalReport): string {
   out.push('');
   out.push(table([
     ['model', 'loss', 'bits/byte', 'EM', 'ES', 'FIM EM', 'FIM ES'],
-    ['GPT (this run)', num(r.val_loss), num(r.bits_per_byte), ...nl(r.next_line), ...nl(r.next_line_fim)],
+    ['Workspace LM (GPT + n-gram, as served)', num(r.val_loss), num(r.bits_per_byte), ...nl(r.next_line), ...nl(r.next_line_fim)],
+    ['GPT alone (this run)', num(r.gpt.val_loss), num(r.gpt.bits_per_byte), ...nl(r.gpt.next_line), '-', '-'],
     [`n-gram baseline (KN ${r.baseline.order}-gram + cache)`, num(r.baseline.val_loss), num(r.baseline.bits_per_byte), ...nl(r.baseline.next_line), '-', '-'],
-    [`mixture ${r.mixture.weight}·GPT + ${+(1 - r.mixture.weight).toFixed(3)}·n-gram`, num(r.mixture.val_loss), num(r.mixture.bits_per_byte), ...nl(r.mixture.next_line), '-', '-'],
   ]));
   const ratio = r.next_line.exact_match / r.baseline.next_line.exact_match;
-  out.push(`EM ratio GPT / baseline: ${Number.isFinite(ratio) ? ratio.toFixed(2) + '×' : '-'} (loss: nats per token; EM: exact match; ES: edit similarity ×100, CodeXGLUE-style)`);
+  const gptRatio = r.gpt.next_line.exact_match / r.baseline.next_line.exact_match;
+  const x = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) + '×' : '-');
+  out.push(`EM ratio to the baseline: served ${x(ratio)}, GPT alone ${x(gptRatio)} (loss: nats per token; EM: exact match; ES: edit similarity ×100, CodeXGLUE-style)`);
+  out.push(`GPT's share λ by n-gram history seen (fitted on each half of the files, used on the other): ${r.mixture.folds.map((f) => f.weights.map((w) => w.toFixed(2)).join(' / ')).join('; ')}`);
   out.push('');
-  const langRows = [['language', 'files', 'bytes', 'bpb GPT', 'bpb n-gram', 'cuts', 'EM GPT', 'EM n-gram', 'ES GPT', 'ES n-gram']];
+  const langRows = [['language', 'files', 'bytes', 'bpb served', 'bpb n-gram', 'cuts', 'EM served', 'EM n-gram', 'ES served', 'ES n-gram']];
   for (const [lang, g] of Object.entries(r.by_language)) {
     const b = r.baseline.by_language[lang]!;
     langRows.push([lang, String(g.files), formatBytes(g.bytes), num(g.bits_per_byte), num(b.bits_per_byte), String(g.next_line.n), pct(g.next_line.exact_match), pct(b.next_line.exact_match), es(g.next_line.edit_similarity), es(b.next_line.edit_similarity)]);
@@ -61,10 +65,10 @@ export function formatEvalReport(r: EvalReport): string {
     out.push(`example ${i + 1}: ${ex.file}:${ex.line}`);
     out.push(`  before    …${show(ex.before)}`);
     out.push(`  truth     ${show(ex.truth)}`);
+    out.push(`  served    ${show(ex.model)}`);
+    if (ex.model_fim !== undefined) out.push(`  with FIM  ${show(ex.model_fim)}`);
     out.push(`  GPT       ${show(ex.gpt)}`);
-    if (ex.gpt_fim !== undefined) out.push(`  GPT+FIM   ${show(ex.gpt_fim)}`);
     out.push(`  n-gram    ${show(ex.baseline)}`);
-    out.push(`  mixture   ${show(ex.mixture)}`);
   }
   out.push('');
   out.push(`n-gram: ${r.baseline.model}, trained on ${r.baseline.train_tokens.toLocaleString('en-US')} tokens in ${r.baseline.train_seconds.toFixed(1)} s; cache weight ${r.baseline.cache.weight}, β ${r.baseline.cache.concentration}. Took ${formatDuration(r.seconds)}.`);
@@ -78,7 +82,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
       args: argv, allowPositionals: true, strict: true,
       options: {
         checkpoint: { type: 'string' }, json: { type: 'boolean' }, cuts: { type: 'string' }, seed: { type: 'string' }, order: { type: 'string' },
-        'mix-weight': { type: 'string' }, 'all-files': { type: 'boolean' }, 'max-bytes': { type: 'string' }, verbose: { type: 'boolean' },
+        beam: { type: 'string' }, 'all-files': { type: 'boolean' }, 'max-bytes': { type: 'string' }, verbose: { type: 'boolean' },
       },
     });
   } catch (e) {
@@ -89,8 +93,6 @@ export async function evalCommand(argv: string[]): Promise<number> {
   if (positionals.length > 1) throw new UsageError('eval takes at most one folder');
   const order = intArg(values.order, 'order', 2);
   if (order !== undefined && order > 6) throw new UsageError('--order expects 2..6');
-  const mixWeight = values['mix-weight'] === undefined ? undefined : Number(values['mix-weight']);
-  if (mixWeight !== undefined && !(mixWeight >= 0 && mixWeight <= 1)) throw new UsageError(`--mix-weight expects a number in [0, 1], got "${values['mix-weight']}"`);
   const json = values.json === true;
   const tty = process.stderr.isTTY === true && !json;
   let lastDraw = 0;
@@ -101,8 +103,8 @@ export async function evalCommand(argv: string[]): Promise<number> {
     cuts: intArg(values.cuts, 'cuts', 1) ?? 300,
     seed: intArg(values.seed, 'seed', 0) ?? 0,
     ...(order !== undefined ? { ngramOrder: order } : {}),
-    ...(mixWeight !== undefined ? { mixWeight } : {}),
     ...(values['max-bytes'] !== undefined ? { maxBytes: intArg(values['max-bytes'], 'max-bytes', 1)! } : {}),
+    ...(values.beam !== undefined ? { beamWidth: intArg(values.beam, 'beam', 1)! } : {}),
     onProgress: (phase, f) => {
       if (!tty) return;
       const now = Date.now();

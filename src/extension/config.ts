@@ -3,6 +3,7 @@
 import * as vscode from 'vscode';
 import type { CompletionMode, CompletionSettings } from '../shared/protocol';
 import { DEFAULT_COMPLETION_SETTINGS } from '../shared/protocol';
+import { DEFAULT_PRESET, DEFAULT_TIME_BUDGET_MINUTES } from '../ml/config';
 
 export type PresetSetting = 'tiny' | 'small' | 'seed';
 
@@ -12,17 +13,17 @@ function section(): vscode.WorkspaceConfiguration {
 
 export const config = {
   preset(): PresetSetting {
-    const v = section().get<string>('preset', 'seed');
-    return v === 'tiny' || v === 'small' || v === 'seed' ? v : 'seed';
+    const v = section().get<string>('preset', DEFAULT_PRESET);
+    return v === 'tiny' || v === 'small' || v === 'seed' ? v : DEFAULT_PRESET;
   },
-  /** 0 = automatic (all cores but one). */
+  /** 0 = automatic (all cores, at low priority). */
   threads(): number {
     const v = section().get<number>('threads', 0);
     return Number.isInteger(v) && v >= 0 ? v : 0;
   },
   /** Training time budget per run in minutes (0 = until the epochs are done). */
   maxMinutes(): number {
-    const v = section().get<number>('maxMinutes', 15);
+    const v = section().get<number>('maxMinutes', DEFAULT_TIME_BUDGET_MINUTES);
     return typeof v === 'number' && v >= 0 ? v : 15;
   },
   /** Passes over the workspace per run (0 = the preset's default). */

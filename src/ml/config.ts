@@ -117,6 +117,13 @@ export const DEFAULT_DATA: DataConfig = {
 };
 
 /**
+ * Scheduling priority (nice, 0 … 19) of the training and dataset threads: lower than everything
+ * the user runs, so training takes only the CPU nobody else wants. At +10 Linux's scheduler gives
+ * a default-priority thread ~10× the CPU share of a training thread on a contended core.
+ */
+export const TRAINING_THREAD_NICE = 10;
+
+/**
  * Leaders around the root of the gradient reduction tree: the seed's "kissing spheres" layout
  * (12 spheres touch one sphere) — with 64 threads, 1 root → 12 leaders → 51 workers.
  */
@@ -144,6 +151,19 @@ export const PRESETS = {
 } satisfies Record<string, Preset>;
 
 export type PresetName = keyof typeof PRESETS;
+
+/**
+ * The preset of a run that names none (CLI and extension): within the default time budget on a
+ * laptop's cores it gives the best held-out completions of the presets (docs/experiments.md) —
+ * the seed's larger model sees too few tokens in 15 minutes to catch up.
+ */
+export const DEFAULT_PRESET: PresetName = 'small';
+
+/**
+ * Minutes a run from the CLI or the extension trains at most unless told otherwise (0 = until
+ * its epochs are done). The learning-rate schedule follows the clock, so the run ends annealed.
+ */
+export const DEFAULT_TIME_BUDGET_MINUTES = 15;
 
 export function isPresetName(name: string): name is PresetName {
   return Object.prototype.hasOwnProperty.call(PRESETS, name);

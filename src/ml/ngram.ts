@@ -29,6 +29,11 @@
 // open-addressing table over typed arrays: no strings, no per-entry objects, so ~1.5M tokens train
 // in seconds with modest memory.
 
+import { mixtureBucket } from './mixture';
+
+/** Pushes that TokenCache.pop and NgramSession.pop can undo in a row (a beam's tokens). */
+export const UNDO_DEPTH = 256;
+
 /** Token ids are uint16 (train.bin): keys are node · KEY_BASE + token. */
 const KEY_BASE = 65_536;
 const EMPTY = -1;
@@ -299,6 +304,14 @@ export class KneserNey {
     return k;
   }
 
+  /**
+   * How many of the last tokens of `context[0..len)` the model saw as a history in training
+   * (0 … order−1, never past an eot): the depth its prediction rests on.
+   */
+  matchedDepth(context: ArrayLike<number>, len = context.length): number {
+    return this.historyPath(context, len) - 1;
+  }
+
   /** Count of `token` after history `node` at its level (binary search), 0 if unseen. */
   private countOf(node: number, token: number): number {
     let lo = this.start[node]!, hi = this.start[node + 1]!;
@@ -372,6 +385,8 @@ export class TokenCache {
   private readonly prevCount: Uint32Array;
   /** prev → (next → count). */
   private readonly bigram = new Map<number, Map<number, number>>();
+  /** Per recent push, the token it evicted (−1: none), so pop() can undo it; at most UNDO_DEPTH kept. */
+  private undo: number[] = [];
 
   constructor(readonly vocabSize: number, readonly capacity = 4096, readonly concentration = 1) {
     this.ring = new Int32Array(capacity);
@@ -394,6 +409,7 @@ export class TokenCache {
     this.bigram.clear();
     this.n = 0;
     this.head = 0;
+    this.undo = [];
   }
 
   private addPair(prev: number, next: number, delta: number): void {
@@ -406,6 +422,7 @@ export class TokenCache {
   }
 
   push(id: number): void {
+    let evicted = -1;
     if (this.n === this.capacity) {
       // Forget the oldest token and the pair it started.
       const old = this.ring[this.head]!;
@@ -414,12 +431,35 @@ export class TokenCache {
       this.addPair(old, next, -1);
       this.head = (this.head + 1) % this.capacity;
       this.n--;
+      evicted = old;
     }
     const prev = this.last;
     if (prev >= 0) this.addPair(prev, id, 1);
     this.ring[(this.head + this.n) % this.capacity] = id;
     this.unigram[id]!++;
     this.n++;
+    this.undo.push(evicted);
+    if (this.undo.length > 2 * UNDO_DEPTH) this.undo = this.undo.slice(-UNDO_DEPTH);
+  }
+
+  /** Undoes the most recent push (also bringing back what it evicted); at most UNDO_DEPTH in a row. */
+  pop(): void {
+    const evicted = this.undo.pop();
+    if (evicted === undefined || this.n === 0) throw new Error('TokenCache.pop: nothing to undo');
+    const id = this.last;
+    this.n--;
+    this.unigram[id]!--;
+    const prev = this.last;
+    if (prev >= 0) this.addPair(prev, id, -1);
+    if (evicted >= 0) {
+      // Put the evicted token back in front of the oldest one, with the pair it started.
+      this.head = (this.head - 1 + this.capacity) % this.capacity;
+      const next = this.n > 0 ? this.ring[(this.head + 1) % this.capacity]! : -1;
+      this.ring[this.head] = evicted;
+      this.unigram[evicted]!++;
+      this.n++;
+      if (next >= 0) this.addPair(evicted, next, 1);
+    }
   }
 
   /** p_cache(w | prev); NaN when the cache is empty. */
@@ -500,13 +540,32 @@ export class NgramSession implements ScoreSession {
     this.history.push(id);
     if (id === this.kn.eotId) this.cache.reset();
     else this.cache.push(id);
-    // Only the last order−1 tokens matter to the n-gram part: keep the history short.
-    if (this.history.length > 1024) this.history = this.history.slice(-this.kn.order);
+    // Only the last order−1 tokens matter to the n-gram part: keep the history short (but long
+    // enough for pop() to undo UNDO_DEPTH pushes).
+    if (this.history.length > 4 * UNDO_DEPTH) this.history = this.history.slice(-2 * UNDO_DEPTH);
+  }
+
+  /** Undoes the last push of a token other than eot (an eot cleared the cache for good). */
+  pop(): void {
+    const id = this.history.pop();
+    if (id === undefined || id === this.kn.eotId) throw new Error('NgramSession.pop: nothing to undo');
+    this.cache.pop();
   }
 
   /** Always 0: priming rebuilds the history and the cache, which costs little. */
   commonPrefix(_ids: ArrayLike<number>): number {
     return 0;
+  }
+
+  /**
+   * The mixture bucket of the next prediction (mixture.ts): the n-gram's matched depth and its
+   * confidence, read from `dist` — this session's distribution() now, passed in by callers that
+   * already computed it.
+   */
+  bucket(dist: ArrayLike<number> = this.distribution()): number {
+    let top = 0;
+    for (let v = 0; v < dist.length; v++) if (dist[v]! > top) top = dist[v]!;
+    return mixtureBucket(this.kn.matchedDepth(this.history), top);
   }
 
   /** p(token | history) with the cache mixed in. */
@@ -609,56 +668,4 @@ export function tuneCache(
     nats: loss[best]!, tokens,
     natsWithoutCache: zero >= 0 ? loss[zero * betas.length]! : NaN,
   };
-}
-
-/**
- * Interpolates a network's next-token logits with an n-gram distribution:
- * p = weight·softmax(logits) + (1 − weight)·pNgram; returns log p into `out`.
- */
-export function mixLogits(logits: ArrayLike<number>, pNgram: ArrayLike<number>, weight: number, out: Float64Array): Float64Array {
-  const V = out.length;
-  let max = -Infinity;
-  for (let v = 0; v < V; v++) if (logits[v]! > max) max = logits[v]!;
-  let sum = 0;
-  for (let v = 0; v < V; v++) sum += Math.exp(logits[v]! - max);
-  for (let v = 0; v < V; v++) out[v] = Math.log((weight * Math.exp(logits[v]! - max)) / sum + (1 - weight) * pNgram[v]!);
-  return out;
-}
-
-/**
- * A network session mixed with an n-gram session, as one session: p = weight·p_net + (1−weight)·p_ngram.
- * The network sees the last `netContext − reserve` tokens of the history (its context window); the
- * n-gram part and its cache see all of it.
- */
-export class MixtureSession implements ScoreSession {
-  private readonly out: Float64Array;
-
-  constructor(
-    private readonly net: ScoreSession,
-    private readonly netContext: number,
-    private readonly reserve: number,
-    readonly ngram: NgramSession,
-    readonly weight: number,
-  ) {
-    this.out = new Float64Array(ngram.kn.vocabSize);
-  }
-
-  /** Nothing is reported as reused: the network keeps its own cache of its (shorter) window. */
-  commonPrefix(_ids: ArrayLike<number>): number {
-    return 0;
-  }
-
-  prime(ids: ArrayLike<number>): Float64Array {
-    const keep = Math.max(1, this.netContext - this.reserve);
-    const tail = Array.from(ids).slice(Math.max(0, ids.length - keep));
-    const logits = this.net.prime(tail);
-    this.ngram.prime(ids);
-    return mixLogits(logits, this.ngram.distribution(), this.weight, this.out);
-  }
-
-  append(id: number): Float64Array {
-    const logits = this.net.append(id);
-    this.ngram.push(id);
-    return mixLogits(logits, this.ngram.distribution(), this.weight, this.out);
-  }
 }

@@ -6,10 +6,14 @@
 // before, in the SPM order it was trained with), so it constrains the suggestion; the model ends
 // the middle with <|endoftext|>. Token healing works the same: the prompt still ends with the
 // text before the cursor.
+// When the model comes with an n-gram companion (ngramCompanion.ts), every next-token
+// distribution is the mixture λ_b·p_gpt + (1−λ_b)·p_ngram (ml/mixture.ts); the n-gram part sees a
+// longer stretch of the file than the GPT's window (its cache is the file's own vocabulary).
 // `workspace-lm eval` runs this same engine over held-out files, so its next-line metric measures
 // exactly what users get (it also plugs in the n-gram baseline as a CompletionModel).
 
 import { createHash } from 'node:crypto';
+import { mixLogits } from '../ml/mixture';
 import { contextWindow, sampleToken } from '../ml/sample';
 import { Rng } from '../ml/rng';
 import type { BpeTokenizer } from '../ml/bpe';
@@ -37,6 +41,18 @@ export interface CompletionModel {
   fim?: boolean;
   /** Its FIM token order (default 'spm'; see ml/dataset.ts). */
   fimFormat?: 'spm' | 'psm';
+  /** An n-gram model to mix in: p = λ_b·p_model + (1−λ_b)·p_ngram, b = session.bucket(). */
+  ngram?: { session: NgramMixPart; mixture: { weights: ArrayLike<number> } };
+}
+
+/** What the engine needs of the n-gram half of a mixture (ml/ngram.ts's NgramSession is one). */
+export interface NgramMixPart {
+  reset(): void;
+  push(id: number): void;
+  /** Next-token probabilities (sums to 1). */
+  distribution(): ArrayLike<number>;
+  /** Which of the mixture's weights applies, given distribution()'s result. */
+  bucket(dist: ArrayLike<number>): number;
 }
 
 export interface CompletionRequest {
@@ -69,6 +85,11 @@ export interface EngineOptions {
   /** Answer identical requests from the LRU cache (default true). */
   useCache?: boolean;
   trace?: boolean;
+  /**
+   * Hypotheses kept by beam search (default 1 = greedy). With more, the engine returns the most
+   * probable whole completion it finds rather than the chain of most probable tokens.
+   */
+  beamWidth?: number;
 }
 
 /** Polled between tokens; when it returns true decoding stops (a newer request or LSP $/cancelRequest). */
@@ -78,6 +99,8 @@ export type IsCancelled = () => boolean;
 export const MAX_DOCUMENT_CHARS = 1_000_000;
 /** Characters before the cursor that are tokenized: plenty for any context window. */
 const TAIL_CHARS_PER_TOKEN = 12;
+/** Characters before the cursor the n-gram half of a mixture sees (its cache: ~4K tokens of the file). */
+const NGRAM_TAIL_CHARS = 16_384;
 /** Block granularity of the tail's start, so its tokenization is stable while typing. */
 const TAIL_ALIGN = 1024;
 const CACHE_ENTRIES = 64;
@@ -156,7 +179,24 @@ export class CompletionEngine {
     const window = suffix === null ? contextWindow(prompt, P, maxTokens) : fimPrompt(tok, prompt, suffix.ids, P - maxTokens, served.fimFormat ?? 'spm');
     const session = served.session;
     const reused = Math.min(session.commonPrefix(window), window.length - 1);
-    let logits = session.prime(window);
+    const ngram = served.ngram;
+    let ngramBase: number[] = [];
+    if (ngram !== undefined) {
+      // The n-gram's history: the same prompt, extended further back (whole lines, tokenized apart
+      // from the tail, which starts at a line start, so the tail's tokens are unchanged).
+      const ngStart = stableTailStart(prefix, Math.max(NGRAM_TAIL_CHARS, P * TAIL_CHARS_PER_TOKEN));
+      const head = ngStart < tailStart ? Array.from(tok.encodeBytes(new TextEncoder().encode(prefix.slice(ngStart, tailStart)))) : [];
+      ngramBase = ngStart < tailStart ? [...(ngStart === 0 ? [tok.eotId] : []), ...head, ...promptIds] : prompt;
+      ngram.session.reset();
+      for (const id of ngramBase) ngram.session.push(id);
+    }
+    const mixed = ngram === undefined ? null : new Float32Array(tok.vocabSize);
+    const score = (l: Floats): Floats => {
+      if (ngram === undefined) return l;
+      const p = ngram.session.distribution();
+      return mixLogits(l, p, ngram.mixture.weights[ngram.session.bucket(p)] ?? 0.5, mixed!);
+    };
+    let logits = score(session.prime(window));
     const banned = new Set<number>([tok.specialId('<|fim_prefix|>'), tok.specialId('<|fim_middle|>'), tok.specialId('<|fim_suffix|>')]);
     const table = tokenTable(served);
     const decoder = new TextDecoder('utf-8');
@@ -169,7 +209,26 @@ export class CompletionEngine {
     let pending = heal.bytes;
     const generatedIds: number[] = [];
     let decodeSteps = 0;
-    for (; n < maxTokens; ) {
+    const beamWidth = this.options.beamWidth ?? 1;
+    if (beamWidth > 1 && s.temperature === 0) {
+      const best = await beamSearch({
+        width: beamWidth, maxTokens, window, first: logits, pending, table, banned, eot: tok.eotId, stopCtx, isCancelled,
+        next: (h) => {
+          ngram?.session.reset();
+          if (ngram !== undefined) for (const id of ngramBase) ngram.session.push(id);
+          for (const id of h) ngram?.session.push(id);
+          return score(session.prime([...window, ...h]));
+        },
+      });
+      if (best === null) return { ...none('cancelled'), prefilled: window.length - reused };
+      n = best.ids.length;
+      generatedIds.push(...best.ids);
+      logProbSum = best.logProb;
+      keep = best.keep;
+      pending = new Uint8Array(0);
+      stopped = true;
+    }
+    for (; !stopped && n < maxTokens; ) {
       const masked = pending.length > 0 ? maskToPrefix(logits, table, pending) : logits;
       if (masked === null) break;
       const { id, logProb } = sampleToken(masked, { temperature: s.temperature, topP: s.topP }, this.rng, banned);
@@ -193,11 +252,12 @@ export class CompletionEngine {
         if (isCancelled()) return { ...none('cancelled'), tokens: n, prefilled: window.length - reused };
       }
       if (n < maxTokens) {
-        logits = session.append(id);
+        ngram?.session.push(id);
+        logits = score(session.append(id));
         decodeSteps++;
       }
     }
-    if (!stopped) keep = checkStop(generated + decoder.decode(), stopCtx).keep;
+    if (!stopped && n > 0) keep = checkStop(generated + decoder.decode(), stopCtx).keep;
     if (pending.length > 0) keep = ''; // never re-spelled what was typed: no usable suggestion
     const meanLogProb = n > 0 ? logProbSum / n : -Infinity;
     const prefilled = window.length - reused;
@@ -220,6 +280,101 @@ export class CompletionEngine {
     this.cache.set(key, text);
     if (this.cache.size > CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
   }
+}
+
+interface Hypothesis {
+  ids: number[];
+  /** Sum of the tokens' log-probabilities. */
+  logProb: number;
+  /** Healed bytes still to be re-spelled. */
+  pending: Uint8Array;
+  /** Bytes of new text so far. */
+  bytes: number[];
+}
+
+/** ln softmax(scores)[id] for every id, into `out` (scores may already be log-probabilities: then a no-op up to rounding). */
+function logSoftmax(scores: ArrayLike<number>, out: Float64Array): Float64Array {
+  let max = -Infinity;
+  for (let v = 0; v < scores.length; v++) if (scores[v]! > max) max = scores[v]!;
+  let z = 0;
+  for (let v = 0; v < scores.length; v++) z += Math.exp(scores[v]! - max);
+  const lz = max + Math.log(z);
+  for (let v = 0; v < scores.length; v++) out[v] = scores[v]! - lz;
+  return out;
+}
+
+/**
+ * Beam search over completions: keeps the `width` most probable partial completions, extends each
+ * by its `width` most probable next tokens, and sets aside those that end (a stop rule fires, eot,
+ * or maxTokens). It ends when no partial completion is more probable than the best ended one —
+ * extending only lowers a probability — and returns that one: the most probable whole completion
+ * found, which is what exact match rewards, where greedy decoding returns the chain of locally
+ * best tokens. Null when cancelled.
+ */
+async function beamSearch(a: {
+  width: number; maxTokens: number; window: number[]; first: Floats; pending: Uint8Array; table: Uint8Array[];
+  banned: ReadonlySet<number>; eot: number; stopCtx: Parameters<typeof checkStop>[1]; isCancelled: IsCancelled;
+  /** Scores after the window and these generated ids. */
+  next: (ids: number[]) => Floats;
+}): Promise<{ ids: number[]; logProb: number; keep: string } | null> {
+  const decoder = new TextDecoder('utf-8');
+  const logp = new Float64Array(a.first.length);
+  let live: Hypothesis[] = [{ ids: [], logProb: 0, pending: a.pending, bytes: [] }];
+  let best: { ids: number[]; logProb: number; keep: string } | null = null;
+  const finish = (ids: number[], logProb: number, keep: string): void => {
+    if (best === null || logProb > best.logProb) best = { ids, logProb, keep };
+  };
+  for (let step = 0; step < a.maxTokens && live.length > 0; step++) {
+    const candidates: Hypothesis[] = [];
+    for (const h of live) {
+      logSoftmax(step === 0 ? a.first : a.next(h.ids), logp);
+      // The width best tokens that agree with the healed bytes.
+      const top: number[] = [];
+      for (let id = 0; id < logp.length; id++) {
+        if (a.banned.has(id) || logp[id] === -Infinity) continue;
+        if (h.pending.length > 0) {
+          const b = a.table[id]!;
+          let ok = b.length > 0;
+          for (let i = 0; ok && i < Math.min(b.length, h.pending.length); i++) if (b[i] !== h.pending[i]) ok = false;
+          if (!ok) continue;
+        }
+        if (top.length < a.width) {
+          top.push(id);
+          top.sort((x, y) => logp[y]! - logp[x]!);
+        } else if (logp[id]! > logp[top[top.length - 1]!]!) {
+          top[top.length - 1] = id;
+          top.sort((x, y) => logp[y]! - logp[x]!);
+        }
+      }
+      for (const id of top) {
+        const lp = h.logProb + logp[id]!;
+        if (id === a.eot) {
+          if (h.pending.length === 0) finish(h.ids, lp, checkStop(decoder.decode(Uint8Array.from(h.bytes)), a.stopCtx).keep);
+          continue;
+        }
+        let bytes = a.table[id]!;
+        let pending = h.pending;
+        if (pending.length > 0) {
+          const covered = Math.min(pending.length, bytes.length);
+          pending = pending.subarray(covered);
+          bytes = bytes.subarray(covered);
+        }
+        const cand: Hypothesis = { ids: [...h.ids, id], logProb: lp, pending, bytes: [...h.bytes, ...bytes] };
+        const d = checkStop(decoder.decode(Uint8Array.from(cand.bytes)), a.stopCtx);
+        if (d.stop || cand.ids.length >= a.maxTokens) {
+          if (pending.length === 0) finish(cand.ids, lp, d.keep);
+        } else candidates.push(cand);
+      }
+    }
+    candidates.sort((x, y) => y.logProb - x.logProb);
+    live = candidates.slice(0, a.width);
+    // Nothing still growing can beat what has ended.
+    const b = best as { logProb: number } | null;
+    if (b !== null && (live.length === 0 || live[0]!.logProb <= b.logProb)) break;
+    await new Promise((r) => setImmediate(r));
+    if (a.isCancelled()) return null;
+  }
+  return best ?? { ids: [], logProb: -Infinity, keep: '' };
 }
 
 /**

@@ -2,7 +2,9 @@
 //
 // On the run's held-out files (data/meta.json's val_files: files the model and its tokenizer
 // never trained on) — or on every file of another folder — it reports, for the GPT and for an
-// interpolated Kneser-Ney n-gram model with a file cache trained on the same train.bin tokens:
+// interpolated Kneser-Ney n-gram model with a file cache trained on the same train.bin tokens
+// (the baseline), and for the model as served — the GPT mixed with that same n-gram model by
+// bucketed weights (ml/mixture.ts, ngramCompanion.ts):
 //   - validation loss (nats per token) and bits per byte (comparable across tokenizers);
 //   - next-line completion at N random cut points (a random position inside a random non-blank
 //     line; given the file up to the cut, predict the rest of the line), scored by CodeXGLUE's
@@ -10,23 +12,27 @@
 //     CompletionEngine (token healing, stop rules, greedy), so the metric is what users get;
 //   - the same with fill-in-the-middle (the rest of the file after the line as the suffix) when
 //     the model was trained with FIM;
-//   - a mixture p = λ·p_gpt + (1−λ)·p_kn, scored and decoded the same way;
+//   - the served model's weights are fitted on held-out files too, so here they are cross-fitted:
+//     files are split in two halves by a hash of the path, and each half is scored with the
+//     weights fitted on the other (no token is scored by weights that saw it);
 //   - a breakdown by file extension and a few worked examples.
 // Deterministic for a given checkpoint, files and seed.
 
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_DATA } from '../ml/config';
-import { InferenceSession } from '../ml/sample';
 import { hashString, Rng } from '../ml/rng';
 import { bitsPerByte, LineScores } from '../ml/metrics';
-import { CacheParams, DEFAULT_CACHE, DEFAULT_NGRAM_ORDER, KneserNey, MixtureSession, NgramSession, tuneCache } from '../ml/ngram';
+import { bucketNames, fitMixtureWeights, gptTokenLosses, MixtureWeights, mixtureBuckets, ngramTokenScores } from '../ml/mixture';
+import { CacheParams, DEFAULT_NGRAM_ORDER, NgramSession } from '../ml/ngram';
 import type { Document } from '../ml/dataset';
-import type { Gpt } from '../ml/gpt';
 import { DEFAULT_COMPLETION_SETTINGS } from '../shared/protocol';
 import { CompletionEngine, CompletionModel } from './completion';
 import { indexFolder } from './corpus';
+import { findRunDir, readU16, trainNgram } from './ngramCompanion';
 import { loadServingModel, ServingModel } from './servingModel';
+
+export { gptTokenLosses };
 
 export interface EvalOptions {
   /** A run directory (or one of its checkpoints). */
@@ -40,8 +46,8 @@ export interface EvalOptions {
   seed?: number;
   /** n-gram order of the baseline (default 4). */
   ngramOrder?: number;
-  /** λ, the GPT's share in the mixture (default 0.5: quality.md measured 0.3–0.5 as best). */
-  mixWeight?: number;
+  /** Beam width of the completion engine, for every model (default: the engine's default). */
+  beamWidth?: number;
   /** Bytes of files scored for loss/bpb at most (a deterministic sample beyond; default 1 MB). */
   maxBytes?: number;
   onProgress?: (phase: string, fraction: number) => void;
@@ -74,13 +80,21 @@ export interface EvalExample {
   /** The end of the text before the cut (the last line or so), for display. */
   before: string;
   truth: string;
+  /** The served model (GPT + n-gram), prefix only. */
+  model: string;
+  /** The served model with the code below the line as the FIM suffix. */
+  model_fim?: string;
   gpt: string;
-  gpt_fim?: string;
   baseline: string;
-  mixture: string;
 }
 
+/**
+ * Top-level numbers are the model as the editor serves it: the GPT mixed with the n-gram
+ * companion (model: 'gpt+ngram'), or the GPT alone when the run has no training data to build
+ * one from ('gpt'). `gpt` is the network alone, `baseline` the n-gram model alone.
+ */
 export interface EvalReport extends ModelEval {
+  model: 'gpt+ngram' | 'gpt';
   format: 'workspace-lm/eval';
   checkpoint: string;
   step: number | null;
@@ -92,10 +106,12 @@ export interface EvalReport extends ModelEval {
   tokens: number;
   cuts: number;
   seed: number;
-  /** Next-line with fill-in-the-middle (GPT only; absent when the model was trained without FIM). */
+  /** Next-line with fill-in-the-middle (absent when the model was trained without FIM). */
   next_line_fim?: LineSummary;
+  gpt: ModelEval;
   baseline: ModelEval & { model: string; order: number; cache: CacheParams; train_tokens: number; train_seconds: number };
-  mixture: Omit<ModelEval, 'by_language'> & { weight: number };
+  /** The GPT's share λ per n-gram matched depth, fitted on each half of the files (cross-fitting). */
+  mixture: { buckets: string[]; folds: MixtureWeights[] };
   examples: EvalExample[];
   seconds: number;
   evaluated_at: string;
@@ -107,79 +123,14 @@ interface DatasetMeta { val_files?: string[]; eot_id?: number; root?: string; fo
 const MAX_NEW_TOKENS = DEFAULT_COMPLETION_SETTINGS.maxTokens;
 /** History the n-gram model (and its cache) sees before a cut, in tokens. */
 const NGRAM_CONTEXT = 4096;
-/** Held-out slice of train.bin for tuning the cache: its last files, at most this many tokens. */
-const TUNE_TOKENS = 200_000;
-
-async function exists(p: string): Promise<boolean> {
-  return fs.stat(p).then(() => true, () => false);
-}
-
-/** The run directory of a checkpoint argument: it, or the run above a checkpoints/step-N dir. */
-async function findRunDir(arg: string, loadedDir: string): Promise<string | null> {
-  for (const d of [path.resolve(arg), path.resolve(loadedDir, '..', '..'), path.resolve(loadedDir)]) {
-    if (await exists(path.join(d, 'data', 'meta.json'))) return d;
-  }
-  return null;
-}
-
-function readU16(bytes: Buffer): Uint16Array {
-  const copy = Uint8Array.prototype.slice.call(bytes);
-  return new Uint16Array(copy.buffer, 0, Math.floor(copy.byteLength / 2));
-}
 
 function language(file: string): string {
   const ext = path.extname(file).toLowerCase();
   return ext === '' ? path.basename(file) : ext;
 }
 
-/**
- * The GPT's NLL (nats) of every token after the first of each sequence ([eot, …file, eot]):
- * out[d][t] = −ln p(seq[t+1] | seq[..t]). Sliding windows of the context length P with stride
- * P/2, batched 8 at a time: every token after a file's first window is predicted from at least
- * P/2 tokens of context (never from a window boundary right before it).
- */
-export function gptTokenLosses(model: Gpt, docs: number[][], onProgress: (f: number) => void = () => undefined): Float64Array[] {
-  const P = model.cfg.contextLength;
-  const stride = Math.max(1, Math.floor(P / 2));
-  const jobs: { doc: number; begin: number; from: number }[] = [];
-  const out = docs.map((d) => new Float64Array(d.length - 1));
-  docs.forEach((seq, doc) => {
-    // Targets are seq[1..n); a window at `begin` predicts seq[begin+1 .. begin+P]. It scores
-    // those after `from` (the previous window's end).
-    let scoredTo = 0;
-    for (let begin = 0; scoredTo < seq.length - 1; begin += stride) {
-      jobs.push({ doc, begin, from: scoredTo });
-      scoredTo = Math.min(seq.length - 1, begin + P);
-    }
-  });
-  const B = 8;
-  const ids = new Int32Array(B * P);
-  const targets = new Int32Array(B * P);
-  for (let j0 = 0; j0 < jobs.length; j0 += B) {
-    ids.fill(0);
-    targets.fill(-1);
-    const batch = jobs.slice(j0, j0 + B);
-    batch.forEach((job, b) => {
-      const seq = docs[job.doc]!;
-      for (let t = 0; t < P && job.begin + t + 1 < seq.length; t++) {
-        ids[b * P + t] = seq[job.begin + t]!;
-        // Target index k = begin + t + 1 (1-based in seq); score it if not done by an earlier window.
-        if (job.begin + t >= job.from) targets[b * P + t] = seq[job.begin + t + 1]!;
-      }
-    });
-    model.evaluate(ids, targets, B, P);
-    const losses = model.lossesView();
-    batch.forEach((job, b) => {
-      const nll = out[job.doc]!;
-      for (let t = 0; t < P; t++) if (targets[b * P + t]! >= 0) nll[job.begin + t] = losses[b * P + t]!;
-    });
-    onProgress(Math.min(1, (j0 + B) / jobs.length));
-  }
-  return out;
-}
-
 /** A CompletionModel around an n-gram session (contextLength = how much of the file it sees). */
-function ngramCompletionModel(served: ServingModel, session: NgramSession | MixtureSession): CompletionModel {
+function ngramCompletionModel(served: ServingModel, session: NgramSession): CompletionModel {
   return { step: null, model: { cfg: { contextLength: NGRAM_CONTEXT } }, tokenizer: served.tokenizer, session, fim: false };
 }
 
@@ -256,15 +207,6 @@ function capBytes(docs: Document[], maxBytes: number): Document[] {
   return out.sort((a, b) => (a.path < b.path ? -1 : 1));
 }
 
-/** Splits train.bin at a file boundary near the end: [train part, held-out part for tuning]. */
-function tuningSplit(train: Uint16Array, eot: number): [Uint16Array, Uint16Array] {
-  const want = Math.min(TUNE_TOKENS, Math.floor(train.length * 0.05));
-  let cut = train.length - want;
-  while (cut > 0 && train[cut - 1] !== eot) cut--;
-  if (cut <= 0 || train.length - cut < 100) return [train, new Uint16Array(0)];
-  return [train.subarray(0, cut), train.subarray(cut)];
-}
-
 const NOOP = (): boolean => false;
 
 export async function runEvaluation(opts: EvalOptions): Promise<EvalReport> {
@@ -273,9 +215,10 @@ export async function runEvaluation(opts: EvalOptions): Promise<EvalReport> {
   const cutsWanted = opts.cuts ?? 300;
   const seed = opts.seed ?? 0;
   const order = opts.ngramOrder ?? DEFAULT_NGRAM_ORDER;
-  const mixWeight = opts.mixWeight ?? 0.5;
 
-  const served = await loadServingModel(opts.checkpoint);
+  // The GPT alone; the n-gram half is built here (by the same code the server uses) so each
+  // half of the files can be served with weights fitted on the other.
+  const served = await loadServingModel(opts.checkpoint, { ngram: false });
   const tok = served.tokenizer;
   const runDir = await findRunDir(opts.checkpoint, served.dir);
   if (runDir === null) throw new Error(`no data/meta.json next to ${path.resolve(opts.checkpoint)}: eval needs the run directory (the train --out folder), which holds the training tokens`);
@@ -291,39 +234,42 @@ export async function runEvaluation(opts: EvalOptions): Promise<EvalReport> {
   const seqs = docs.map((d) => [tok.eotId, ...tok.encodeBytes(d.bytes), tok.eotId]);
   const bytes = docs.reduce((s, d) => s + d.bytes.length, 0);
   const tokens = seqs.reduce((s, q) => s + q.length - 1, 0);
+  // Two halves of the files, by a hash of the path (stable across runs and seeds).
+  const fold = docs.map((d) => hashString(d.path) & 1);
 
-  // --- The baseline: KN on train.bin; the cache weight tuned on train.bin's last files first.
+  // --- The baseline: KN on train.bin, its cache tuned on train.bin's last files first.
   progress('n-gram', 0);
   const tn0 = performance.now();
-  const [fitPart, tunePart] = tuningSplit(trainTokens, tok.eotId);
-  const cache = tunePart.length > 0
-    ? tuneCache(KneserNey.train(fitPart, { order, vocabSize: tok.vocabSize, eotId: tok.eotId }), tunePart).params
-    : DEFAULT_CACHE;
-  const kn = KneserNey.train(trainTokens, { order, vocabSize: tok.vocabSize, eotId: tok.eotId });
+  const { kn, cache } = trainNgram(trainTokens, tok.vocabSize, tok.eotId, order);
   const knSeconds = (performance.now() - tn0) / 1000;
   progress('n-gram', 1);
 
-  // --- Loss and bits per byte, per token, for both; the mixture from the two per-token NLLs.
+  // --- Per-token losses of both; the mixture weights fitted per half; the mixture's losses.
   const gptNll = gptTokenLosses(served.model, seqs, (f) => progress('loss', f));
-  const knNll = seqs.map((seq) => {
-    const s = new NgramSession(kn, cache);
-    s.push(seq[0]!);
-    const out = new Float64Array(seq.length - 1);
-    for (let t = 1; t < seq.length; t++) {
-      out[t - 1] = -s.logProb(seq[t]!);
-      s.push(seq[t]!);
-    }
-    return out;
+  const knScores = ngramTokenScores(new NgramSession(kn, cache), seqs);
+  const folds = [0, 1].map((f) => {
+    // Fitted on the OTHER half's tokens.
+    const pg: number[] = [], pn: number[] = [], bk: number[] = [];
+    seqs.forEach((_, d) => {
+      if (fold[d] === f) return;
+      const g = gptNll[d]!, k = knScores[d]!;
+      for (let t = 0; t < g.length; t++) { pg.push(Math.exp(-g[t]!)); pn.push(Math.exp(-k.nll[t]!)); bk.push(k.bucket[t]!); }
+    });
+    // A half with no files (a one-file folder): fall back to fitting on everything.
+    if (pg.length === 0) seqs.forEach((_, d) => { const g = gptNll[d]!, k = knScores[d]!; for (let t = 0; t < g.length; t++) { pg.push(Math.exp(-g[t]!)); pn.push(Math.exp(-k.nll[t]!)); bk.push(k.bucket[t]!); } });
+    return fitMixtureWeights(pg, pn, bk, mixtureBuckets(kn.order));
   });
   const langs = new Map<string, { files: number; bytes: number; gpt: number; kn: number; mix: number }>();
   let gptSum = 0, knSum = 0, mixSum = 0;
   docs.forEach((d, i) => {
-    const g = gptNll[i]!, k = knNll[i]!;
+    const g = gptNll[i]!, k = knScores[i]!;
+    const lam = folds[fold[i]!]!.weights;
     let gs = 0, ks = 0, ms = 0;
     for (let t = 0; t < g.length; t++) {
+      const w = lam[k.bucket[t]!]!;
       gs += g[t]!;
-      ks += k[t]!;
-      ms -= Math.log(mixWeight * Math.exp(-g[t]!) + (1 - mixWeight) * Math.exp(-k[t]!));
+      ks += k.nll[t]!;
+      ms -= Math.log(w * Math.exp(-g[t]!) + (1 - w) * Math.exp(-k.nll[t]!));
     }
     gptSum += gs; knSum += ks; mixSum += ms;
     const lang = language(d.path);
@@ -334,17 +280,17 @@ export async function runEvaluation(opts: EvalOptions): Promise<EvalReport> {
 
   // --- Next-line completion through the editor's engine, for each model.
   const settings = { ...DEFAULT_COMPLETION_SETTINGS, mode: 'line' as const, temperature: 0, topP: 1, maxTokens: MAX_NEW_TOKENS, minMeanLogProb: -Infinity };
-  const engineOpts = { useCache: false, reuseSuggestions: false };
+  const engineOpts = { useCache: false, reuseSuggestions: false, ...(opts.beamWidth !== undefined ? { beamWidth: opts.beamWidth } : {}) };
   const gptEngine = new CompletionEngine(() => served, settings, engineOpts);
   const knModel = ngramCompletionModel(served, new NgramSession(kn, cache));
   const knEngine = new CompletionEngine(() => knModel, settings, engineOpts);
-  const P = served.model.cfg.contextLength;
-  const mixSession = new MixtureSession(new InferenceSession(served.model), P, Math.min(MAX_NEW_TOKENS, Math.floor(P / 2)), new NgramSession(kn, cache), mixWeight);
-  const mixModel = ngramCompletionModel(served, mixSession);
-  const mixEngine = new CompletionEngine(() => mixModel, settings, engineOpts);
+  const mixEngines = folds.map((m) => {
+    const model: CompletionModel = { ...served, ngram: { session: new NgramSession(kn, cache), mixture: m } };
+    return new CompletionEngine(() => model, settings, engineOpts);
+  });
   // Prefix-only requests must not see the suffix: a FIM model gets one only in the FIM variant.
   const cuts = chooseCuts(texts, cutsWanted, seed);
-  const gptScores = new LineScores(), knScores = new LineScores(), mixScores = new LineScores(), fimScores = new LineScores();
+  const gptLines = new LineScores(), knLines = new LineScores(), mixLines = new LineScores(), fimLines = new LineScores();
   const examples: EvalExample[] = [];
   for (let c = 0; c < cuts.length; c++) {
     const cut = cuts[c]!;
@@ -354,27 +300,28 @@ export async function runEvaluation(opts: EvalOptions): Promise<EvalReport> {
     const prefix = text.slice(0, cut.offset);
     const truth = text.slice(cut.offset, cut.lineEnd);
     const req = { uri: `eval:${file}`, text: prefix, offset: prefix.length };
+    const mixEngine = mixEngines[fold[cut.doc]!]!;
     const gpt = (await gptEngine.complete(req, NOOP)).text;
     const baseline = (await knEngine.complete(req, NOOP)).text;
     const mixture = (await mixEngine.complete(req, NOOP)).text;
-    gptScores.add(gpt, truth, lang);
-    knScores.add(baseline, truth, lang);
-    mixScores.add(mixture, truth, lang);
-    let gptFim: string | undefined;
+    gptLines.add(gpt, truth, lang);
+    knLines.add(baseline, truth, lang);
+    mixLines.add(mixture, truth, lang);
+    let mixFim: string | undefined;
     if (served.fim) {
       // The rest of the file after the line is the suffix (the line's own rest is the answer).
-      gptFim = (await gptEngine.complete({ uri: req.uri, text: prefix + text.slice(cut.lineEnd), offset: prefix.length }, NOOP)).text;
-      fimScores.add(gptFim, truth, lang);
+      mixFim = (await mixEngine.complete({ uri: req.uri, text: prefix + text.slice(cut.lineEnd), offset: prefix.length }, NOOP)).text;
+      fimLines.add(mixFim, truth, lang);
     }
     if (examples.length < 3) {
       const lineStart = prefix.lastIndexOf('\n') + 1;
       const prevStart = prefix.lastIndexOf('\n', Math.max(0, lineStart - 2)) + 1;
-      examples.push({ file, line: cut.line, before: prefix.slice(prevStart), truth, gpt, ...(gptFim !== undefined ? { gpt_fim: gptFim } : {}), baseline, mixture });
+      examples.push({ file, line: cut.line, before: prefix.slice(prevStart), truth, model: mixture, ...(mixFim !== undefined ? { model_fim: mixFim } : {}), gpt, baseline });
     }
     progress('next-line', (c + 1) / cuts.length);
   }
 
-  const byLanguage = (which: 'gpt' | 'kn', scores: LineScores): Record<string, LanguageRow> => {
+  const byLanguage = (which: 'gpt' | 'kn' | 'mix', scores: LineScores): Record<string, LanguageRow> => {
     const out: Record<string, LanguageRow> = {};
     for (const [lang, row] of [...langs].sort((a, b) => b[1].bytes - a[1].bytes)) {
       const g = scores.groups.get(lang);
@@ -387,16 +334,18 @@ export async function runEvaluation(opts: EvalOptions): Promise<EvalReport> {
   };
   const report: EvalReport = {
     format: 'workspace-lm/eval',
+    model: 'gpt+ngram',
     checkpoint: served.dir, step: served.step, source: loaded.source, folder: loaded.folder,
     files: docs.length, bytes, tokens, cuts: cuts.length, seed,
-    val_loss: gptSum / tokens, bits_per_byte: bitsPerByte(gptSum, bytes), next_line: gptScores.summary(),
-    ...(served.fim ? { next_line_fim: fimScores.summary() } : {}),
-    by_language: byLanguage('gpt', gptScores),
+    val_loss: mixSum / tokens, bits_per_byte: bitsPerByte(mixSum, bytes), next_line: mixLines.summary(),
+    ...(served.fim ? { next_line_fim: fimLines.summary() } : {}),
+    by_language: byLanguage('mix', mixLines),
+    gpt: { val_loss: gptSum / tokens, bits_per_byte: bitsPerByte(gptSum, bytes), next_line: gptLines.summary(), by_language: byLanguage('gpt', gptLines) },
     baseline: {
       model: `interpolated modified Kneser-Ney ${order}-gram + file cache`, order, cache, train_tokens: trainTokens.length, train_seconds: knSeconds,
-      val_loss: knSum / tokens, bits_per_byte: bitsPerByte(knSum, bytes), next_line: knScores.summary(), by_language: byLanguage('kn', knScores),
+      val_loss: knSum / tokens, bits_per_byte: bitsPerByte(knSum, bytes), next_line: knLines.summary(), by_language: byLanguage('kn', knLines),
     },
-    mixture: { weight: mixWeight, val_loss: mixSum / tokens, bits_per_byte: bitsPerByte(mixSum, bytes), next_line: mixScores.summary() },
+    mixture: { buckets: bucketNames(kn.order), folds },
     examples,
     seconds: (performance.now() - t0) / 1000,
     evaluated_at: new Date().toISOString(),

@@ -83,7 +83,8 @@ export class ModelWatcher {
         this.loadedKey = c.key;
         this.onStatus({
           state: 'ready',
-          message: `serving ${loaded.dir}${loaded.rejected.length > 0 ? ` (skipped ${loaded.rejected.length} damaged newer checkpoint(s))` : ''}`,
+          message: `serving ${loaded.dir}${loaded.ngram !== undefined ? ' mixed with its n-gram model' : ` (GPT only: ${loaded.ngramSkipped ?? 'no n-gram model'})`}`
+            + `${loaded.rejected.length > 0 ? ` (skipped ${loaded.rejected.length} damaged newer checkpoint(s))` : ''}`,
           model: { dir: loaded.dir, step: loaded.step, valLoss: loaded.valLoss, params: loaded.model.numParams },
         });
       } catch (e) {

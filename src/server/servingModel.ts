@@ -1,13 +1,24 @@
 // A checkpoint made ready for completions: weights copied into a fresh WASM kernel memory (so the
-// SIMD kernels serve it; one memory per loaded model, freed with it on hot reload), a tokenizer
-// and a KV-cached inference session. Falls back to the TypeScript kernels when the wasm is absent.
+// SIMD kernels serve it; one memory per loaded model, freed with it on hot reload), a tokenizer,
+// a KV-cached inference session, and — when the run's training data is at hand — the n-gram
+// companion it is mixed with (ngramCompanion.ts, ml/mixture.ts). Falls back to the TypeScript
+// kernels when the wasm is absent.
 
 import { Gpt } from '../ml/gpt';
 import type { BpeTokenizer } from '../ml/bpe';
+import type { MixtureWeights } from '../ml/mixture';
+import { NgramSession } from '../ml/ngram';
 import { InferenceSession } from '../ml/sample';
 import { createWasmRuntime } from '../ml/wasmRuntime';
 import { loadCheckpoint } from './checkpoint';
 import { readKernelWasm } from './distFiles';
+import { loadNgramCompanion } from './ngramCompanion';
+
+/** The n-gram half of the served model: a session over the document and the GPT's share per bucket. */
+export interface ServedNgram {
+  session: NgramSession;
+  mixture: MixtureWeights;
+}
 
 export interface ServingModel {
   /** The checkpoint directory it came from. */
@@ -24,11 +35,20 @@ export interface ServingModel {
   fimFormat: 'spm' | 'psm';
   /** Newer checkpoints that were damaged and skipped. */
   rejected: { dir: string; reason: string }[];
+  /** Mixed into the GPT's predictions when present. */
+  ngram?: ServedNgram;
+  /** Why there is no n-gram companion (when there is none). */
+  ngramSkipped?: string;
+}
+
+export interface LoadOptions {
+  /** Build the n-gram companion (default true; `eval` builds its own to score each half apart). */
+  ngram?: boolean;
 }
 
 let wasmBytes: Uint8Array | null | undefined;
 
-export async function loadServingModel(dir: string): Promise<ServingModel> {
+export async function loadServingModel(dir: string, opts: LoadOptions = {}): Promise<ServingModel> {
   const ck = await loadCheckpoint(dir);
   wasmBytes ??= readKernelWasm();
   let model = ck.model;
@@ -37,10 +57,16 @@ export async function loadServingModel(dir: string): Promise<ServingModel> {
     model = new Gpt(ck.model.cfg, { alloc: rt.arena.alloc, ops: rt.ops });
     model.params.set(ck.model.params);
   }
-  return {
+  const served: ServingModel = {
     dir: ck.dir, step: ck.state?.step ?? null, valLoss: ck.state?.lastValLoss ?? null,
     model, tokenizer: ck.tokenizer, session: new InferenceSession(model), rejected: ck.rejected,
     // Runs from before FIM existed have no fimRate: they were trained left-to-right only.
     fim: (ck.state?.train.fimRate ?? 0) > 0, fimFormat: ck.state?.train.fimFormat ?? 'spm',
   };
+  if (opts.ngram !== false) {
+    const c = await loadNgramCompanion(ck.dir, model, ck.tokenizer);
+    if ('skipped' in c) served.ngramSkipped = c.skipped;
+    else served.ngram = { session: new NgramSession(c.kn, c.cache), mixture: c.mixture };
+  }
+  return served;
 }

@@ -30,7 +30,7 @@ export interface TrainOptions {
   /** Overrides of the preset's training config (CLI flags). */
   train?: Partial<TrainConfig>;
   resume: boolean;
-  /** Worker threads (default: all cores but one, at least 1). */
+  /** Worker threads (default: all cores, at low priority; see defaultThreads). */
   threads?: number;
   /** Leaders around the root of the gradient reduction tree. */
   fanout?: number;
@@ -55,9 +55,12 @@ export interface TrainOptions {
   engineFactory?: typeof createEngine;
 }
 
-/** Leave one core to the user (the editor, the shell); at least one thread. */
+/**
+ * Every core. The training threads lower their own priority (TRAINING_THREAD_NICE), so the editor,
+ * the shell and the completion server win whenever they want a core; idle cores go to training.
+ */
 export function defaultThreads(): number {
-  return Math.max(1, os.availableParallelism() - 1);
+  return Math.max(1, os.availableParallelism());
 }
 
 /** Consecutive diverging steps (each skipped, with the learning rate halved) before a run stops. */

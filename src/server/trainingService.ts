@@ -5,7 +5,7 @@
 
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { isPresetName } from '../ml/config';
+import { DEFAULT_PRESET, isPresetName } from '../ml/config';
 import type { TrainEvent } from '../shared/trainEvents';
 import type { LossPoint, StartTrainingParams, TrainingSnapshot, TrainingStatus, ValPoint } from '../shared/protocol';
 import { runTraining } from './trainer';
@@ -42,7 +42,7 @@ export class TrainingService {
     if (!Array.isArray(p?.folders) || p.folders.length === 0 || typeof p.outDir !== 'string') {
       throw new Error('startTraining needs { folders: string[], outDir: string }');
     }
-    const preset = p.preset ?? 'seed';
+    const preset = p.preset ?? DEFAULT_PRESET;
     if (!isPresetName(preset)) throw new Error(`unknown preset ${String(preset)}`);
     const control = new TrainControl();
     this.control = control;

@@ -4,6 +4,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { buildDataset, BuildInput } from '../server/datasetBuilder';
 import type { PrepareMessage } from '../shared/poolProtocol';
+import { lowerThreadPriority } from './priority';
+
+lowerThreadPriority();
 
 const post = (m: PrepareMessage, transfer: ArrayBuffer[] = []): void => parentPort!.postMessage(m, transfer);
 

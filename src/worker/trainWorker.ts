@@ -5,6 +5,7 @@
 
 // Node's own workerData: piscina passes ours through unchanged (and this works when bundled).
 import { workerData } from 'node:worker_threads';
+import { lowerThreadPriority } from './priority';
 import type { PoolSetup, PoolTask } from '../shared/poolProtocol';
 import { Gpt, parameterLayout, ParamTensor } from '../ml/gpt';
 import { attachWasmRuntime, WasmRuntime } from '../ml/wasmRuntime';
@@ -26,6 +27,7 @@ interface WorkerState {
 }
 
 let state: WorkerState | null = null;
+lowerThreadPriority();
 
 function init(): WorkerState {
   const setup = workerData as PoolSetup;

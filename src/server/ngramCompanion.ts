@@ -1,0 +1,138 @@
+// The n-gram half of the served model (ml/mixture.ts): a Kneser-Ney model with a file cache built
+// from the run's own training tokens (data/train.bin), and the GPT's share λ per bucket fitted
+// on the run's held-out tokens (data/val.bin). Built when a checkpoint is loaded for serving and
+// by `eval`, from the same code, so `eval` measures what the editor serves.
+//
+// Cost: the n-gram model trains in about a second per million tokens and is kept for the next
+// checkpoint of the same run (train.bin does not change during a run); fitting λ runs the new
+// GPT over at most FIT_TOKENS held-out tokens, yielding to the event loop between batches so the
+// model being replaced keeps answering completions meanwhile.
+
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import type { BpeTokenizer } from '../ml/bpe';
+import type { Gpt } from '../ml/gpt';
+import { fitMixtureWeights, gptTokenLosses, MixtureWeights, mixtureBuckets, ngramTokenScores, splitDocuments } from '../ml/mixture';
+import { CacheParams, DEFAULT_CACHE, DEFAULT_NGRAM_ORDER, KneserNey, NgramSession, tuneCache } from '../ml/ngram';
+
+export interface NgramCompanion {
+  kn: KneserNey;
+  /** The file cache's weight and smoothing, tuned on the last files of train.bin. */
+  cache: CacheParams;
+  mixture: MixtureWeights;
+  /** Tokens the n-gram model was counted from. */
+  trainTokens: number;
+}
+
+/** Held-out tokens the mixture weights are fitted on, at most. */
+export const FIT_TOKENS = 16_384;
+/** Slice of train.bin for tuning the cache: its last files, at most this many tokens. */
+const TUNE_TOKENS = 200_000;
+
+async function exists(p: string): Promise<boolean> {
+  return fs.stat(p).then(() => true, () => false);
+}
+
+/** The run directory of a checkpoint directory: it, or the run above a checkpoints/step-N dir. */
+export async function findRunDir(...candidates: string[]): Promise<string | null> {
+  for (const arg of candidates) {
+    for (const d of [path.resolve(arg), path.resolve(arg, '..', '..')]) {
+      if (await exists(path.join(d, 'data', 'meta.json'))) return d;
+    }
+  }
+  return null;
+}
+
+export function readU16(bytes: Uint8Array): Uint16Array {
+  const copy = Uint8Array.prototype.slice.call(bytes);
+  return new Uint16Array(copy.buffer, 0, Math.floor(copy.byteLength / 2));
+}
+
+/** Splits train.bin at a file boundary near the end: [train part, held-out part for tuning]. */
+function tuningSplit(train: Uint16Array, eot: number): [Uint16Array, Uint16Array] {
+  const want = Math.min(TUNE_TOKENS, Math.floor(train.length * 0.05));
+  let cut = train.length - want;
+  while (cut > 0 && train[cut - 1] !== eot) cut--;
+  if (cut <= 0 || train.length - cut < 100) return [train, new Uint16Array(0)];
+  return [train.subarray(0, cut), train.subarray(cut)];
+}
+
+/**
+ * The n-gram model over `tokens` with its cache tuned on held-out files: the cache weight is
+ * chosen on train.bin's last files with a model counted from the files before them (on its own
+ * training data the n-gram part looks better than it is and the cache would be under-weighted).
+ */
+export function trainNgram(tokens: Uint16Array, vocabSize: number, eotId: number, order = DEFAULT_NGRAM_ORDER): { kn: KneserNey; cache: CacheParams } {
+  const [fitPart, tunePart] = tuningSplit(tokens, eotId);
+  const cache = tunePart.length > 0 ? tuneCache(KneserNey.train(fitPart, { order, vocabSize, eotId }), tunePart).params : DEFAULT_CACHE;
+  return { kn: KneserNey.train(tokens, { order, vocabSize, eotId }), cache };
+}
+
+/**
+ * Held-out documents to fit on, about `limit` tokens in all: the start of each file (at most a
+ * sixteenth of the budget per file, so one long file does not decide), files in order.
+ */
+export function fitDocuments(tokens: ArrayLike<number>, eot: number, limit = FIT_TOKENS): number[][] {
+  const perFile = Math.max(256, Math.floor(limit / 16));
+  const out: number[][] = [];
+  let n = 0;
+  for (const d of splitDocuments(tokens, eot)) {
+    if (n >= limit) break;
+    const keep = Math.min(perFile, limit - n);
+    const doc = d.length - 1 > keep ? d.slice(0, keep + 1) : d;
+    out.push(doc);
+    n += doc.length - 1;
+  }
+  return out;
+}
+
+/** Fits λ per bucket of `model` + the n-gram on held-out documents, yielding between GPT batches. */
+export async function fitCompanion(model: Gpt, kn: KneserNey, cache: CacheParams, docs: number[][]): Promise<MixtureWeights> {
+  // One document at a time: each gptTokenLosses call is a few forward batches, then the event loop runs.
+  const pg: number[] = [], pn: number[] = [], bucket: number[] = [];
+  const session = new NgramSession(kn, cache);
+  for (const doc of docs) {
+    const g = gptTokenLosses(model, [doc])[0]!;
+    const k = ngramTokenScores(session, [doc])[0]!;
+    for (let t = 0; t < g.length; t++) {
+      pg.push(Math.exp(-g[t]!));
+      pn.push(Math.exp(-k.nll[t]!));
+      bucket.push(k.bucket[t]!);
+    }
+    await new Promise((r) => setImmediate(r));
+  }
+  return fitMixtureWeights(pg, pn, bucket, mixtureBuckets(kn.order));
+}
+
+let lastNgram: { key: string; kn: KneserNey; cache: CacheParams } | null = null;
+
+/**
+ * The companion for a checkpoint served from `dir`, or the reason there is none (an imported
+ * model without the run's data, a tokenizer that no longer matches train.bin, no held-out files).
+ */
+export async function loadNgramCompanion(dir: string, model: Gpt, tokenizer: BpeTokenizer): Promise<NgramCompanion | { skipped: string }> {
+  const runDir = await findRunDir(dir);
+  if (runDir === null) return { skipped: 'no training data next to the checkpoint (imported model?)' };
+  const data = path.join(runDir, 'data');
+  // train.bin is in the tokenizer of data/; a checkpoint from before a tokenizer change is not.
+  const [ours, theirs] = await Promise.all([
+    fs.readFile(path.join(dir, 'tokenizer.json'), 'utf8').catch(() => null),
+    fs.readFile(path.join(data, 'tokenizer.json'), 'utf8').catch(() => null),
+  ]);
+  if (ours === null || theirs === null || ours !== theirs) return { skipped: 'the training data was re-tokenized since this checkpoint' };
+  const trainPath = path.join(data, 'train.bin');
+  const st = await fs.stat(trainPath).catch(() => null);
+  if (st === null || st.size < 2) return { skipped: 'no train.bin' };
+  const key = `${trainPath}|${st.size}|${st.mtimeMs}|${tokenizer.vocabSize}`;
+  if (lastNgram?.key !== key) {
+    lastNgram = null; // let the old model go before building the new one
+    const tokens = readU16(await fs.readFile(trainPath));
+    lastNgram = { key, ...trainNgram(tokens, tokenizer.vocabSize, tokenizer.eotId) };
+  }
+  const { kn, cache } = lastNgram;
+  const val = await fs.readFile(path.join(data, 'val.bin')).catch(() => null);
+  const docs = val === null ? [] : fitDocuments(readU16(val), tokenizer.eotId);
+  if (docs.length === 0) return { skipped: 'no held-out tokens to fit the mixture on' };
+  const mixture = await fitCompanion(model, kn, cache, docs);
+  return { kn, cache, mixture, trainTokens: kn.stats.tokens };
+}
