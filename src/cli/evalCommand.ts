@@ -44,7 +44,9 @@ export function formatEvalReport(r: EvalReport): string {
   out.push('');
   out.push(table([
     ['model', 'loss', 'bits/byte', 'EM', 'ES', 'FIM EM', 'FIM ES'],
-    ['Workspace LM (GPT + n-gram, as served)', num(r.val_loss), num(r.bits_per_byte), ...nl(r.next_line), ...nl(r.next_line_fim)],
+    ['Workspace LM (GPT + n-gram + copy, as served)', num(r.val_loss), num(r.bits_per_byte), ...nl(r.next_line), ...nl(r.next_line_fim)],
+    ['  without the copy model (GPT + n-gram)', num(r.without_copy.val_loss), num(r.without_copy.bits_per_byte), ...nl(r.without_copy.next_line), '-', '-'],
+    ['  without the GPT (n-gram + copy)', '-', '-', ...nl(r.ngram_copy.next_line), '-', '-'],
     ['GPT alone (this run)', num(r.gpt.val_loss), num(r.gpt.bits_per_byte), ...nl(r.gpt.next_line), '-', '-'],
     [`n-gram baseline (KN ${r.baseline.order}-gram + cache)`, num(r.baseline.val_loss), num(r.baseline.bits_per_byte), ...nl(r.baseline.next_line), '-', '-'],
   ]));
@@ -52,7 +54,8 @@ export function formatEvalReport(r: EvalReport): string {
   const gptRatio = r.gpt.next_line.exact_match / r.baseline.next_line.exact_match;
   const x = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) + '×' : '-');
   out.push(`EM ratio to the baseline: served ${x(ratio)}, GPT alone ${x(gptRatio)} (loss: nats per token; EM: exact match; ES: edit similarity ×100, CodeXGLUE-style)`);
-  out.push(`GPT's share λ by n-gram history seen (fitted on each half of the files, used on the other): ${r.mixture.folds.map((f) => f.weights.map((w) => w.toFixed(2)).join(' / ')).join('; ')}`);
+  out.push(`GPT's share λ by n-gram bucket (fitted on each half of the files, used on the other): ${r.mixture.folds.map((f) => f.weights.map((w) => w.toFixed(2)).join(' ')).join('; ')}`);
+  out.push(`copy model's share μ by match length (${r.copy.buckets.join(', ')}): ${r.copy.folds.map((f) => f.weights.map((w) => w.toFixed(2)).join(' ')).join('; ')}`);
   out.push('');
   const langRows = [['language', 'files', 'bytes', 'bpb served', 'bpb n-gram', 'cuts', 'EM served', 'EM n-gram', 'ES served', 'ES n-gram']];
   for (const [lang, g] of Object.entries(r.by_language)) {

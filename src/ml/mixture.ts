@@ -18,6 +18,7 @@
 
 import type { Gpt } from './gpt';
 import type { NgramSession } from './ngram';
+import { copyBucket, copyProbability, CopySession } from './copyModel';
 
 /** The GPT's share per bucket, with what the fit saw (for logs, `info` and tests). */
 export interface MixtureWeights {
@@ -178,6 +179,42 @@ export function ngramTokenScores(session: NgramSession, docs: number[][]): { nll
       session.push(seq[t]!);
     }
     return { nll, bucket };
+  });
+}
+
+/**
+ * The copy model's weight per match-length bucket (copyModel.ts), fitted by the same EM against
+ * the GPT + n-gram mixture: pCopy[i] and pMix[i] are the two probabilities of held-out token i.
+ * Tokens without a copy prediction (bucket 0) are left out, and bucket 0's weight is 0: there the
+ * served distribution is the GPT + n-gram mixture unchanged.
+ */
+export function fitCopyWeights(pCopy: ArrayLike<number>, pMix: ArrayLike<number>, bucket: ArrayLike<number>, nBuckets: number): MixtureWeights {
+  const pc: number[] = [], pm: number[] = [], bk: number[] = [];
+  for (let i = 0; i < pCopy.length; i++) {
+    if (bucket[i] === 0) continue;
+    pc.push(pCopy[i]!); pm.push(pMix[i]!); bk.push(bucket[i]!);
+  }
+  const fit = fitMixtureWeights(pc, pm, bk, nBuckets);
+  fit.weights[0] = 0;
+  fit.counts[0] = pCopy.length - pc.length;
+  return fit;
+}
+
+/** The copy model's probability of every token after the first of each sequence, and its match-length bucket. */
+export function copyTokenScores(session: CopySession, docs: number[][]): { p: Float64Array; bucket: Uint8Array }[] {
+  return docs.map((seq) => {
+    session.reset();
+    const n = Math.max(0, seq.length - 1);
+    const p = new Float64Array(n);
+    const bucket = new Uint8Array(n);
+    if (seq.length > 0) session.push(seq[0]!);
+    for (let t = 1; t < seq.length; t++) {
+      const pred = session.predict();
+      bucket[t - 1] = copyBucket(pred.length);
+      p[t - 1] = copyProbability(pred, seq[t]!);
+      session.push(seq[t]!);
+    }
+    return { p, bucket };
   });
 }
 

@@ -14,6 +14,7 @@
 
 import { createHash } from 'node:crypto';
 import { mixLogits } from '../ml/mixture';
+import { copyBucket, CopyPrediction, mixCopy } from '../ml/copyModel';
 import { contextWindow, sampleToken } from '../ml/sample';
 import { Rng } from '../ml/rng';
 import type { BpeTokenizer } from '../ml/bpe';
@@ -43,6 +44,15 @@ export interface CompletionModel {
   fimFormat?: 'spm' | 'psm';
   /** An n-gram model to mix in: p = λ_b·p_model + (1−λ_b)·p_ngram, b = session.bucket(). */
   ngram?: { session: NgramMixPart; mixture: { weights: ArrayLike<number> } };
+  /** A copy model to mix in after that (ml/copyModel.ts), weighted per match-length bucket. */
+  copy?: { session: CopyMixPart; mixture: { weights: ArrayLike<number> } };
+}
+
+/** What the engine needs of the copy model (ml/copyModel.ts's CopySession is one). */
+export interface CopyMixPart {
+  reset(): void;
+  push(id: number): void;
+  predict(): CopyPrediction;
 }
 
 /** What the engine needs of the n-gram half of a mixture (ml/ngram.ts's NgramSession is one). */
@@ -180,21 +190,34 @@ export class CompletionEngine {
     const session = served.session;
     const reused = Math.min(session.commonPrefix(window), window.length - 1);
     const ngram = served.ngram;
+    const copy = served.copy;
     let ngramBase: number[] = [];
-    if (ngram !== undefined) {
+    if (ngram !== undefined || copy !== undefined) {
       // The n-gram's history: the same prompt, extended further back (whole lines, tokenized apart
       // from the tail, which starts at a line start, so the tail's tokens are unchanged).
       const ngStart = stableTailStart(prefix, Math.max(NGRAM_TAIL_CHARS, P * TAIL_CHARS_PER_TOKEN));
       const head = ngStart < tailStart ? Array.from(tok.encodeBytes(new TextEncoder().encode(prefix.slice(ngStart, tailStart)))) : [];
       ngramBase = ngStart < tailStart ? [...(ngStart === 0 ? [tok.eotId] : []), ...head, ...promptIds] : prompt;
-      ngram.session.reset();
-      for (const id of ngramBase) ngram.session.push(id);
+      ngram?.session.reset();
+      copy?.session.reset();
+      for (const id of ngramBase) {
+        ngram?.session.push(id);
+        copy?.session.push(id);
+      }
     }
-    const mixed = ngram === undefined ? null : new Float32Array(tok.vocabSize);
+    const mixed = new Float32Array(tok.vocabSize);
     const score = (l: Floats): Floats => {
-      if (ngram === undefined) return l;
-      const p = ngram.session.distribution();
-      return mixLogits(l, p, ngram.mixture.weights[ngram.session.bucket(p)] ?? 0.5, mixed!);
+      if (ngram === undefined && copy === undefined) return l;
+      let out: Floats = mixed;
+      if (ngram !== undefined) {
+        const p = ngram.session.distribution();
+        out = mixLogits(l, p, ngram.mixture.weights[ngram.session.bucket(p)] ?? 0.5, mixed);
+      } else logSoftmax(l, mixed);
+      if (copy !== undefined) {
+        const pred = copy.session.predict();
+        mixCopy(out, pred, copy.mixture.weights[copyBucket(pred.length)] ?? 0);
+      }
+      return out;
     };
     let logits = score(session.prime(window));
     const banned = new Set<number>([tok.specialId('<|fim_prefix|>'), tok.specialId('<|fim_middle|>'), tok.specialId('<|fim_suffix|>')]);
@@ -215,8 +238,11 @@ export class CompletionEngine {
         width: beamWidth, maxTokens, window, first: logits, pending, table, banned, eot: tok.eotId, stopCtx, isCancelled,
         next: (h) => {
           ngram?.session.reset();
-          if (ngram !== undefined) for (const id of ngramBase) ngram.session.push(id);
-          for (const id of h) ngram?.session.push(id);
+          copy?.session.reset();
+          for (const id of [...ngramBase, ...h]) {
+            ngram?.session.push(id);
+            copy?.session.push(id);
+          }
           return score(session.prime([...window, ...h]));
         },
       });
@@ -253,6 +279,7 @@ export class CompletionEngine {
       }
       if (n < maxTokens) {
         ngram?.session.push(id);
+        copy?.session.push(id);
         logits = score(session.append(id));
         decodeSteps++;
       }
@@ -293,7 +320,7 @@ interface Hypothesis {
 }
 
 /** ln softmax(scores)[id] for every id, into `out` (scores may already be log-probabilities: then a no-op up to rounding). */
-function logSoftmax(scores: ArrayLike<number>, out: Float64Array): Float64Array {
+function logSoftmax<T extends Float32Array | Float64Array>(scores: ArrayLike<number>, out: T): T {
   let max = -Infinity;
   for (let v = 0; v < scores.length; v++) if (scores[v]! > max) max = scores[v]!;
   let z = 0;

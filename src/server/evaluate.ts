@@ -23,13 +23,14 @@ import * as path from 'node:path';
 import { DEFAULT_DATA } from '../ml/config';
 import { hashString, Rng } from '../ml/rng';
 import { bitsPerByte, LineScores } from '../ml/metrics';
-import { bucketNames, fitMixtureWeights, gptTokenLosses, MixtureWeights, mixtureBuckets, ngramTokenScores } from '../ml/mixture';
+import { bucketNames, copyTokenScores, fitCopyWeights, gptTokenLosses, MixtureWeights, ngramTokenScores } from '../ml/mixture';
+import { COPY_BUCKETS, copyBucketNames, CopyCorpus, CopySession } from '../ml/copyModel';
 import { CacheParams, DEFAULT_NGRAM_ORDER, NgramSession } from '../ml/ngram';
 import type { Document } from '../ml/dataset';
 import { DEFAULT_COMPLETION_SETTINGS } from '../shared/protocol';
 import { CompletionEngine, CompletionModel } from './completion';
 import { indexFolder } from './corpus';
-import { findRunDir, readU16, trainNgram } from './ngramCompanion';
+import { emptyScores, findRunDir, fitWeights, readU16, TokenScores, trainNgram } from './ngramCompanion';
 import { loadServingModel, ServingModel } from './servingModel';
 
 export { gptTokenLosses };
@@ -110,8 +111,14 @@ export interface EvalReport extends ModelEval {
   next_line_fim?: LineSummary;
   gpt: ModelEval;
   baseline: ModelEval & { model: string; order: number; cache: CacheParams; train_tokens: number; train_seconds: number };
-  /** The GPT's share λ per n-gram matched depth, fitted on each half of the files (cross-fitting). */
+  /** The GPT's share λ per n-gram bucket, fitted on each half of the files (cross-fitting). */
   mixture: { buckets: string[]; folds: MixtureWeights[] };
+  /** The copy model's share μ per match-length bucket, likewise. */
+  copy: { buckets: string[]; folds: MixtureWeights[] };
+  /** The served model without its copy model (GPT + n-gram only): what the copy model adds. */
+  without_copy: ModelEval;
+  /** The n-gram model + the copy model, without the GPT: what the GPT adds. */
+  ngram_copy: { next_line: LineSummary };
   examples: EvalExample[];
   seconds: number;
   evaluated_at: string;
@@ -137,7 +144,7 @@ function ngramCompletionModel(served: ServingModel, session: NgramSession): Comp
 interface Cut { doc: number; offset: number; lineEnd: number; line: number }
 
 /** N cut points: random non-blank lines (without replacement), a random position inside each, before its last non-blank character. */
-function chooseCuts(texts: string[], n: number, seed: number): Cut[] {
+export function chooseCuts(texts: string[], n: number, seed: number): Cut[] {
   const lines: { doc: number; start: number; end: number; line: number }[] = [];
   texts.forEach((text, doc) => {
     let start = 0;
@@ -242,39 +249,52 @@ export async function runEvaluation(opts: EvalOptions): Promise<EvalReport> {
   const tn0 = performance.now();
   const { kn, cache } = trainNgram(trainTokens, tok.vocabSize, tok.eotId, order);
   const knSeconds = (performance.now() - tn0) / 1000;
+  const corpus = new CopyCorpus(trainTokens, tok.eotId);
   progress('n-gram', 1);
 
-  // --- Per-token losses of both; the mixture weights fitted per half; the mixture's losses.
+  // --- Per-token scores of the three; the served weights fitted per half; the losses.
   const gptNll = gptTokenLosses(served.model, seqs, (f) => progress('loss', f));
   const knScores = ngramTokenScores(new NgramSession(kn, cache), seqs);
-  const folds = [0, 1].map((f) => {
-    // Fitted on the OTHER half's tokens.
-    const pg: number[] = [], pn: number[] = [], bk: number[] = [];
+  const copyScores = copyTokenScores(new CopySession(corpus, tok.eotId), seqs);
+  const scoresOf = (keep: (d: number) => boolean): TokenScores => {
+    const out = emptyScores();
     seqs.forEach((_, d) => {
-      if (fold[d] === f) return;
-      const g = gptNll[d]!, k = knScores[d]!;
-      for (let t = 0; t < g.length; t++) { pg.push(Math.exp(-g[t]!)); pn.push(Math.exp(-k.nll[t]!)); bk.push(k.bucket[t]!); }
+      if (!keep(d)) return;
+      const g = gptNll[d]!, k = knScores[d]!, c = copyScores[d]!;
+      for (let t = 0; t < g.length; t++) {
+        out.pGpt.push(Math.exp(-g[t]!)); out.pNgram.push(Math.exp(-k.nll[t]!)); out.bucket.push(k.bucket[t]!);
+        out.pCopy.push(c.p[t]!); out.copyBucket.push(c.bucket[t]!);
+      }
     });
-    // A half with no files (a one-file folder): fall back to fitting on everything.
-    if (pg.length === 0) seqs.forEach((_, d) => { const g = gptNll[d]!, k = knScores[d]!; for (let t = 0; t < g.length; t++) { pg.push(Math.exp(-g[t]!)); pn.push(Math.exp(-k.nll[t]!)); bk.push(k.bucket[t]!); } });
-    return fitMixtureWeights(pg, pn, bk, mixtureBuckets(kn.order));
+    return out;
+  };
+  const folds = [0, 1].map((f) => {
+    // Fitted on the OTHER half's tokens; a half with no files (a one-file folder) falls back to all.
+    let other = scoresOf((d) => fold[d] !== f);
+    if (other.pGpt.length === 0) other = scoresOf(() => true);
+    // The ablation without the GPT: the copy model's weights against the n-gram model alone.
+    return { ...fitWeights(other, kn.order), copyOverNgram: fitCopyWeights(other.pCopy, other.pNgram, other.copyBucket, COPY_BUCKETS) };
   });
-  const langs = new Map<string, { files: number; bytes: number; gpt: number; kn: number; mix: number }>();
-  let gptSum = 0, knSum = 0, mixSum = 0;
+  const langs = new Map<string, { files: number; bytes: number; gpt: number; kn: number; mix: number; mix2: number }>();
+  let gptSum = 0, knSum = 0, mixSum = 0, mix2Sum = 0;
   docs.forEach((d, i) => {
-    const g = gptNll[i]!, k = knScores[i]!;
-    const lam = folds[fold[i]!]!.weights;
-    let gs = 0, ks = 0, ms = 0;
+    const g = gptNll[i]!, k = knScores[i]!, c = copyScores[i]!;
+    const { mixture, copy } = folds[fold[i]!]!;
+    let gs = 0, ks = 0, ms = 0, m2 = 0;
     for (let t = 0; t < g.length; t++) {
-      const w = lam[k.bucket[t]!]!;
+      const w = mixture.weights[k.bucket[t]!]!;
+      const mu = copy.weights[c.bucket[t]!]!;
+      const pm = w * Math.exp(-g[t]!) + (1 - w) * Math.exp(-k.nll[t]!);
       gs += g[t]!;
       ks += k.nll[t]!;
-      ms -= Math.log(w * Math.exp(-g[t]!) + (1 - w) * Math.exp(-k.nll[t]!));
+      m2 -= Math.log(pm);
+      ms -= Math.log(mu * c.p[t]! + (1 - mu) * pm);
     }
+    mix2Sum += m2;
     gptSum += gs; knSum += ks; mixSum += ms;
     const lang = language(d.path);
-    const row = langs.get(lang) ?? { files: 0, bytes: 0, gpt: 0, kn: 0, mix: 0 };
-    row.files++; row.bytes += d.bytes.length; row.gpt += gs; row.kn += ks; row.mix += ms;
+    const row = langs.get(lang) ?? { files: 0, bytes: 0, gpt: 0, kn: 0, mix: 0, mix2: 0 };
+    row.files++; row.bytes += d.bytes.length; row.gpt += gs; row.kn += ks; row.mix += ms; row.mix2 += m2;
     langs.set(lang, row);
   });
 
@@ -284,13 +304,22 @@ export async function runEvaluation(opts: EvalOptions): Promise<EvalReport> {
   const gptEngine = new CompletionEngine(() => served, settings, engineOpts);
   const knModel = ngramCompletionModel(served, new NgramSession(kn, cache));
   const knEngine = new CompletionEngine(() => knModel, settings, engineOpts);
-  const mixEngines = folds.map((m) => {
-    const model: CompletionModel = { ...served, ngram: { session: new NgramSession(kn, cache), mixture: m } };
+  const mixEngines = folds.map((f) => {
+    const model: CompletionModel = { ...served, ngram: { session: new NgramSession(kn, cache), mixture: f.mixture }, copy: { session: new CopySession(corpus, tok.eotId), mixture: f.copy } };
+    return new CompletionEngine(() => model, settings, engineOpts);
+  });
+  // The ablations: the n-gram model + copy (no GPT), and GPT + n-gram without the copy model.
+  const ngramCopyEngines = folds.map((f) => {
+    const model: CompletionModel = { ...knModel, session: new NgramSession(kn, cache), copy: { session: new CopySession(corpus, tok.eotId), mixture: f.copyOverNgram } };
+    return new CompletionEngine(() => model, settings, engineOpts);
+  });
+  const mix2Engines = folds.map((f) => {
+    const model: CompletionModel = { ...served, ngram: { session: new NgramSession(kn, cache), mixture: f.mixture } };
     return new CompletionEngine(() => model, settings, engineOpts);
   });
   // Prefix-only requests must not see the suffix: a FIM model gets one only in the FIM variant.
   const cuts = chooseCuts(texts, cutsWanted, seed);
-  const gptLines = new LineScores(), knLines = new LineScores(), mixLines = new LineScores(), fimLines = new LineScores();
+  const gptLines = new LineScores(), knLines = new LineScores(), mixLines = new LineScores(), mix2Lines = new LineScores(), kcLines = new LineScores(), fimLines = new LineScores();
   const examples: EvalExample[] = [];
   for (let c = 0; c < cuts.length; c++) {
     const cut = cuts[c]!;
@@ -304,6 +333,8 @@ export async function runEvaluation(opts: EvalOptions): Promise<EvalReport> {
     const gpt = (await gptEngine.complete(req, NOOP)).text;
     const baseline = (await knEngine.complete(req, NOOP)).text;
     const mixture = (await mixEngine.complete(req, NOOP)).text;
+    mix2Lines.add((await mix2Engines[fold[cut.doc]!]!.complete(req, NOOP)).text, truth, lang);
+    kcLines.add((await ngramCopyEngines[fold[cut.doc]!]!.complete(req, NOOP)).text, truth, lang);
     gptLines.add(gpt, truth, lang);
     knLines.add(baseline, truth, lang);
     mixLines.add(mixture, truth, lang);
@@ -321,7 +352,7 @@ export async function runEvaluation(opts: EvalOptions): Promise<EvalReport> {
     progress('next-line', (c + 1) / cuts.length);
   }
 
-  const byLanguage = (which: 'gpt' | 'kn' | 'mix', scores: LineScores): Record<string, LanguageRow> => {
+  const byLanguage = (which: 'gpt' | 'kn' | 'mix' | 'mix2', scores: LineScores): Record<string, LanguageRow> => {
     const out: Record<string, LanguageRow> = {};
     for (const [lang, row] of [...langs].sort((a, b) => b[1].bytes - a[1].bytes)) {
       const g = scores.groups.get(lang);
@@ -345,7 +376,10 @@ export async function runEvaluation(opts: EvalOptions): Promise<EvalReport> {
       model: `interpolated modified Kneser-Ney ${order}-gram + file cache`, order, cache, train_tokens: trainTokens.length, train_seconds: knSeconds,
       val_loss: knSum / tokens, bits_per_byte: bitsPerByte(knSum, bytes), next_line: knLines.summary(), by_language: byLanguage('kn', knLines),
     },
-    mixture: { buckets: bucketNames(kn.order), folds },
+    mixture: { buckets: bucketNames(kn.order), folds: folds.map((f) => f.mixture) },
+    copy: { buckets: copyBucketNames(), folds: folds.map((f) => f.copy) },
+    ngram_copy: { next_line: kcLines.summary() },
+    without_copy: { val_loss: mix2Sum / tokens, bits_per_byte: bitsPerByte(mix2Sum, bytes), next_line: mix2Lines.summary(), by_language: byLanguage('mix2', mix2Lines) },
     examples,
     seconds: (performance.now() - t0) / 1000,
     evaluated_at: new Date().toISOString(),

@@ -1,7 +1,9 @@
-// The n-gram half of the served model (ml/mixture.ts): a Kneser-Ney model with a file cache built
-// from the run's own training tokens (data/train.bin), and the GPT's share λ per bucket fitted
-// on the run's held-out tokens (data/val.bin). Built when a checkpoint is loaded for serving and
-// by `eval`, from the same code, so `eval` measures what the editor serves.
+// What the served model mixes into the GPT (ml/mixture.ts), all built from the run's own training
+// tokens (data/train.bin): a Kneser-Ney model with a file cache, and the copy model's index
+// (ml/copyModel.ts). Their weights — the GPT's share λ per n-gram bucket, then the copy model's
+// share μ per match length — are fitted on the run's held-out tokens (data/val.bin). Built when a
+// checkpoint is loaded for serving and by `eval`, from the same code, so `eval` measures what the
+// editor serves.
 //
 // Cost: the n-gram model trains in about a second per million tokens and is kept for the next
 // checkpoint of the same run (train.bin does not change during a run); fitting λ runs the new
@@ -12,7 +14,8 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { BpeTokenizer } from '../ml/bpe';
 import type { Gpt } from '../ml/gpt';
-import { fitMixtureWeights, gptTokenLosses, MixtureWeights, mixtureBuckets, ngramTokenScores, splitDocuments } from '../ml/mixture';
+import { copyTokenScores, fitCopyWeights, fitMixtureWeights, gptTokenLosses, MixtureWeights, mixtureBuckets, ngramTokenScores, splitDocuments } from '../ml/mixture';
+import { COPY_BUCKETS, CopyCorpus, CopySession } from '../ml/copyModel';
 import { CacheParams, DEFAULT_CACHE, DEFAULT_NGRAM_ORDER, KneserNey, NgramSession, tuneCache } from '../ml/ngram';
 
 export interface NgramCompanion {
@@ -20,6 +23,10 @@ export interface NgramCompanion {
   /** The file cache's weight and smoothing, tuned on the last files of train.bin. */
   cache: CacheParams;
   mixture: MixtureWeights;
+  /** The training tokens, indexed for the copy model. */
+  corpus: CopyCorpus;
+  /** The copy model's share per match-length bucket (0 for "no match"). */
+  copy: MixtureWeights;
   /** Tokens the n-gram model was counted from. */
   trainTokens: number;
 }
@@ -86,25 +93,45 @@ export function fitDocuments(tokens: ArrayLike<number>, eot: number, limit = FIT
   return out;
 }
 
-/** Fits λ per bucket of `model` + the n-gram on held-out documents, yielding between GPT batches. */
-export async function fitCompanion(model: Gpt, kn: KneserNey, cache: CacheParams, docs: number[][]): Promise<MixtureWeights> {
-  // One document at a time: each gptTokenLosses call is a few forward batches, then the event loop runs.
-  const pg: number[] = [], pn: number[] = [], bucket: number[] = [];
+/** Per held-out token: the GPT's and the n-gram's probabilities and bucket, the copy model's probability and bucket. */
+export interface TokenScores { pGpt: number[]; pNgram: number[]; bucket: number[]; pCopy: number[]; copyBucket: number[] }
+
+export function emptyScores(): TokenScores {
+  return { pGpt: [], pNgram: [], bucket: [], pCopy: [], copyBucket: [] };
+}
+
+/** Fits λ (GPT vs n-gram, per n-gram bucket), then μ (copy vs that mixture, per match length). */
+export function fitWeights(s: TokenScores, order: number): { mixture: MixtureWeights; copy: MixtureWeights } {
+  const mixture = fitMixtureWeights(s.pGpt, s.pNgram, s.bucket, mixtureBuckets(order));
+  const pMix = s.pGpt.map((g, i) => {
+    const lam = mixture.weights[s.bucket[i]!]!;
+    return lam * g + (1 - lam) * s.pNgram[i]!;
+  });
+  return { mixture, copy: fitCopyWeights(s.pCopy, pMix, s.copyBucket, COPY_BUCKETS) };
+}
+
+/** Scores held-out documents for fitting, one at a time, yielding between GPT batches. */
+export async function scoreForFit(model: Gpt, kn: KneserNey, cache: CacheParams, corpus: CopyCorpus, docs: number[][]): Promise<TokenScores> {
+  const out = emptyScores();
   const session = new NgramSession(kn, cache);
+  const copy = new CopySession(corpus, kn.eotId);
   for (const doc of docs) {
     const g = gptTokenLosses(model, [doc])[0]!;
     const k = ngramTokenScores(session, [doc])[0]!;
+    const c = copyTokenScores(copy, [doc])[0]!;
     for (let t = 0; t < g.length; t++) {
-      pg.push(Math.exp(-g[t]!));
-      pn.push(Math.exp(-k.nll[t]!));
-      bucket.push(k.bucket[t]!);
+      out.pGpt.push(Math.exp(-g[t]!));
+      out.pNgram.push(Math.exp(-k.nll[t]!));
+      out.bucket.push(k.bucket[t]!);
+      out.pCopy.push(c.p[t]!);
+      out.copyBucket.push(c.bucket[t]!);
     }
     await new Promise((r) => setImmediate(r));
   }
-  return fitMixtureWeights(pg, pn, bucket, mixtureBuckets(kn.order));
+  return out;
 }
 
-let lastNgram: { key: string; kn: KneserNey; cache: CacheParams } | null = null;
+let lastNgram: { key: string; kn: KneserNey; cache: CacheParams; corpus: CopyCorpus } | null = null;
 
 /**
  * The companion for a checkpoint served from `dir`, or the reason there is none (an imported
@@ -127,12 +154,12 @@ export async function loadNgramCompanion(dir: string, model: Gpt, tokenizer: Bpe
   if (lastNgram?.key !== key) {
     lastNgram = null; // let the old model go before building the new one
     const tokens = readU16(await fs.readFile(trainPath));
-    lastNgram = { key, ...trainNgram(tokens, tokenizer.vocabSize, tokenizer.eotId) };
+    lastNgram = { key, ...trainNgram(tokens, tokenizer.vocabSize, tokenizer.eotId), corpus: new CopyCorpus(tokens, tokenizer.eotId) };
   }
-  const { kn, cache } = lastNgram;
+  const { kn, cache, corpus } = lastNgram;
   const val = await fs.readFile(path.join(data, 'val.bin')).catch(() => null);
   const docs = val === null ? [] : fitDocuments(readU16(val), tokenizer.eotId);
   if (docs.length === 0) return { skipped: 'no held-out tokens to fit the mixture on' };
-  const mixture = await fitCompanion(model, kn, cache, docs);
-  return { kn, cache, mixture, trainTokens: kn.stats.tokens };
+  const { mixture, copy } = fitWeights(await scoreForFit(model, kn, cache, corpus, docs), kn.order);
+  return { kn, cache, mixture, corpus, copy, trainTokens: kn.stats.tokens };
 }

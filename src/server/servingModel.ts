@@ -8,15 +8,22 @@ import { Gpt } from '../ml/gpt';
 import type { BpeTokenizer } from '../ml/bpe';
 import type { MixtureWeights } from '../ml/mixture';
 import { NgramSession } from '../ml/ngram';
+import { CopySession } from '../ml/copyModel';
 import { InferenceSession } from '../ml/sample';
 import { createWasmRuntime } from '../ml/wasmRuntime';
 import { loadCheckpoint } from './checkpoint';
 import { readKernelWasm } from './distFiles';
 import { loadNgramCompanion } from './ngramCompanion';
 
-/** The n-gram half of the served model: a session over the document and the GPT's share per bucket. */
+/** The n-gram part of the served model: a session over the document and the GPT's share per bucket. */
 export interface ServedNgram {
   session: NgramSession;
+  mixture: MixtureWeights;
+}
+
+/** The copy part: a session over the document (and the training tokens) and its share per match length. */
+export interface ServedCopy {
+  session: CopySession;
   mixture: MixtureWeights;
 }
 
@@ -35,8 +42,9 @@ export interface ServingModel {
   fimFormat: 'spm' | 'psm';
   /** Newer checkpoints that were damaged and skipped. */
   rejected: { dir: string; reason: string }[];
-  /** Mixed into the GPT's predictions when present. */
+  /** Mixed into the GPT's predictions when present (both or neither). */
   ngram?: ServedNgram;
+  copy?: ServedCopy;
   /** Why there is no n-gram companion (when there is none). */
   ngramSkipped?: string;
 }
@@ -66,7 +74,10 @@ export async function loadServingModel(dir: string, opts: LoadOptions = {}): Pro
   if (opts.ngram !== false) {
     const c = await loadNgramCompanion(ck.dir, model, ck.tokenizer);
     if ('skipped' in c) served.ngramSkipped = c.skipped;
-    else served.ngram = { session: new NgramSession(c.kn, c.cache), mixture: c.mixture };
+    else {
+      served.ngram = { session: new NgramSession(c.kn, c.cache), mixture: c.mixture };
+      served.copy = { session: new CopySession(c.corpus, c.kn.eotId), mixture: c.copy };
+    }
   }
   return served;
 }
