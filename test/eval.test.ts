@@ -219,5 +219,14 @@ test('the served model carries the n-gram companion: built from train.bin, its w
   const alone = await loadServingModel(bare);
   assert.equal(alone.ngram, undefined);
   assert.equal(alone.copy, undefined);
+  // Damaged training data (ids outside the vocabulary): the GPT still serves, with the reason.
+  const damaged = join(tmp, 'damaged');
+  mkdirSync(join(damaged, 'data'), { recursive: true });
+  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'trainer_state.json']) writeFileSync(join(damaged, f), readFileSync(join(run, f)));
+  for (const f of ['meta.json', 'tokenizer.json', 'val.bin']) writeFileSync(join(damaged, 'data', f), readFileSync(join(run, 'data', f)));
+  writeFileSync(join(damaged, 'data', 'train.bin'), Buffer.from(new Uint16Array(5000).fill(65535).buffer));
+  const hurt = await loadServingModel(damaged);
+  assert.equal(hurt.ngram, undefined);
+  assert.match(hurt.ngramSkipped ?? '', /n-gram model failed: token id 65535/);
   assert.match(alone.ngramSkipped ?? '', /no training data/);
 });

@@ -72,7 +72,8 @@ export async function loadServingModel(dir: string, opts: LoadOptions = {}): Pro
     fim: (ck.state?.train.fimRate ?? 0) > 0, fimFormat: ck.state?.train.fimFormat ?? 'spm',
   };
   if (opts.ngram !== false) {
-    const c = await loadNgramCompanion(ck.dir, model, ck.tokenizer);
+    // Never fatal: without its companions the GPT still serves (and the status says why).
+    const c = await loadNgramCompanion(ck.dir, model, ck.tokenizer).catch((e: unknown) => ({ skipped: `n-gram model failed: ${(e as Error).message}` }));
     if ('skipped' in c) served.ngramSkipped = c.skipped;
     else {
       served.ngram = { session: new NgramSession(c.kn, c.cache), mixture: c.mixture };
