@@ -3,9 +3,11 @@
 // Completion latency of the language server's engine on one core: N single-line requests (≤ 32
 // new tokens) at random cut points in the run's held-out files, cold (empty KV cache) and
 // typing-continuation (the previous keystroke's prompt is cached). Without --checkpoint it first
-// trains the seed preset briefly on this repository. If Debian's PyTorch is present, the exact
-// same work (same windows, same prefilled and decoded token counts) is replayed in PyTorch with a
-// KV cache, one thread, and the table shows both. Last line: the ratio ours/PyTorch at p95.
+// trains the seed preset briefly on this repository. Two rows each: the model as served (the GPT
+// mixed with its n-gram and copy models) and the GPT alone. If Debian's PyTorch is present, the
+// GPT alone's exact work (same windows, same prefilled and decoded token counts) is replayed in
+// PyTorch with a KV cache, one thread, and the table shows both. Last line: the ratio
+// ours/PyTorch at p95 (GPT alone, like for like).
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,7 +16,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Rng } from '../src/ml/rng';
 import { DEFAULT_COMPLETION_SETTINGS } from '../src/shared/protocol';
-import { CompletionEngine, CompletionResult } from '../src/server/completion';
+import { CompletionEngine, CompletionModel, CompletionResult } from '../src/server/completion';
 import { loadServingModel } from '../src/server/servingModel';
 
 const root = path.join(__dirname, '..');
@@ -41,49 +43,61 @@ async function main(): Promise<void> {
   if (files.length === 0) throw new Error('no held-out files to cut');
   const served = await loadServingModel(runDir);
   const settings = { ...DEFAULT_COMPLETION_SETTINGS, mode: 'line' as const, maxTokens: 32, debounceMs: 0, minMeanLogProb: -Infinity };
-  // Caches of finished suggestions off: every request really decodes; only the KV cache differs.
-  const engine = new CompletionEngine(() => served, settings, { reuseSuggestions: false, useCache: false, trace: true });
   const rng = new Rng(42);
   const cuts = Array.from({ length: N }, () => {
     const text = files[rng.int(files.length)]!;
     return { text, offset: 1 + rng.int(text.length - 2) };
   });
   const never = (): boolean => false;
-  // Warm-up (JIT, first allocations).
-  for (const c of cuts.slice(0, 5)) await engine.complete({ uri: 'w', text: c.text, offset: c.offset }, never);
 
-  const cold: number[] = [];
-  const coldTrace: NonNullable<CompletionResult['trace']>[] = [];
-  const coldTokens: number[] = [];
-  for (const c of cuts) {
-    served.session.reset();
-    const t0 = performance.now();
-    const r = await engine.complete({ uri: 'cold', text: c.text, offset: c.offset }, never);
-    cold.push(performance.now() - t0);
-    coldTrace.push(r.trace!);
-    coldTokens.push(r.tokens);
-  }
-  const cont: number[] = [];
-  const contTrace: NonNullable<CompletionResult['trace']>[] = [];
-  const prefilled: number[] = [];
-  for (const c of cuts) {
-    served.session.reset();
-    await engine.complete({ uri: 'typing', text: c.text, offset: c.offset }, never);
-    const t0 = performance.now();
-    const r = await engine.complete({ uri: 'typing', text: c.text, offset: c.offset + 1 }, never);
-    cont.push(performance.now() - t0);
-    contTrace.push(r.trace!);
-    prefilled.push(r.prefilled);
-  }
+  const measure = async (model: CompletionModel) => {
+    // Caches of finished suggestions off: every request really decodes; only the KV cache differs.
+    const engine = new CompletionEngine(() => model, settings, { reuseSuggestions: false, useCache: false, trace: true });
+    // Warm-up (JIT, first allocations).
+    for (const c of cuts.slice(0, 5)) await engine.complete({ uri: 'w', text: c.text, offset: c.offset }, never);
+    const cold: number[] = [];
+    const coldTrace: NonNullable<CompletionResult['trace']>[] = [];
+    const coldTokens: number[] = [];
+    for (const c of cuts) {
+      served.session.reset();
+      const t0 = performance.now();
+      const r = await engine.complete({ uri: 'cold', text: c.text, offset: c.offset }, never);
+      cold.push(performance.now() - t0);
+      coldTrace.push(r.trace!);
+      coldTokens.push(r.tokens);
+    }
+    const cont: number[] = [];
+    const contTrace: NonNullable<CompletionResult['trace']>[] = [];
+    const prefilled: number[] = [];
+    for (const c of cuts) {
+      served.session.reset();
+      await engine.complete({ uri: 'typing', text: c.text, offset: c.offset }, never);
+      const t0 = performance.now();
+      const r = await engine.complete({ uri: 'typing', text: c.text, offset: c.offset + 1 }, never);
+      cont.push(performance.now() - t0);
+      contTrace.push(r.trace!);
+      prefilled.push(r.prefilled);
+    }
+    return { cold, coldTrace, coldTokens, cont, contTrace, prefilled };
+  };
+  const gptOnly: CompletionModel = { ...served, ngram: undefined, copy: undefined };
+  const full = served.ngram !== undefined ? await measure(served) : null;
+  const alone = await measure(gptOnly);
 
   const row = (name: string, xs: number[]): string =>
-    `${name.padEnd(40)}${percentile(xs, 50).toFixed(1).padStart(8)}${percentile(xs, 95).toFixed(1).padStart(8)}${Math.max(...xs).toFixed(1).padStart(8)}`;
+    `${name.padEnd(44)}${percentile(xs, 50).toFixed(1).padStart(8)}${percentile(xs, 95).toFixed(1).padStart(8)}${Math.max(...xs).toFixed(1).padStart(8)}`;
   const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
   console.log(`\nbench:complete — ${N} requests, single-line, ≤ 32 new tokens, context ${served.model.cfg.contextLength}, ${(served.model.numParams / 1e6).toFixed(2)}M params, ${served.model.ops.name}`);
-  console.log(`mean new tokens ${mean(coldTokens).toFixed(1)}; mean prompt ${mean(coldTrace.map((t) => t.window.length)).toFixed(0)} tokens cold, ${mean(prefilled).toFixed(1)} prefilled when typing\n`);
-  console.log(`${'latency (ms)'.padEnd(40)}${'p50'.padStart(8)}${'p95'.padStart(8)}${'max'.padStart(8)}`);
-  console.log(row('workspace-lm, cold', cold));
-  console.log(row('workspace-lm, typing-continuation', cont));
+  console.log(`GPT alone: mean new tokens ${mean(alone.coldTokens).toFixed(1)}; mean prompt ${mean(alone.coldTrace.map((t) => t.window.length)).toFixed(0)} tokens cold, ${mean(alone.prefilled).toFixed(1)} prefilled when typing`);
+  if (full === null) console.log(`no n-gram/copy models (${served.ngramSkipped ?? '?'}): only the GPT is measured`);
+  console.log(`\n${'latency (ms)'.padEnd(44)}${'p50'.padStart(8)}${'p95'.padStart(8)}${'max'.padStart(8)}`);
+  if (full !== null) {
+    console.log(row('workspace-lm as served (GPT+n-gram+copy), cold', full.cold));
+    console.log(row('workspace-lm as served, typing-continuation', full.cont));
+  }
+  console.log(row('workspace-lm GPT alone, cold', alone.cold));
+  console.log(row('workspace-lm GPT alone, typing-continuation', alone.cont));
+  const cold = alone.cold, cont = alone.cont, coldTrace = alone.coldTrace, contTrace = alone.contTrace;
 
   const py = ['/usr/bin/python3', 'python3'].find((p) => spawnSync(p, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0);
   if (py === undefined) {
@@ -105,7 +119,7 @@ async function main(): Promise<void> {
   const tCont = replay(contTrace);
   console.log(row('PyTorch (same work, KV cache), cold', tCold));
   console.log(row('PyTorch (same work, KV cache), typing', tCont));
-  console.log(`\nratio ours/PyTorch at p95: cold ${(percentile(cold, 95) / percentile(tCold, 95)).toFixed(2)}, typing ${(percentile(cont, 95) / percentile(tCont, 95)).toFixed(2)}`);
+  console.log(`\nratio ours (GPT alone) / PyTorch at p95: cold ${(percentile(cold, 95) / percentile(tCold, 95)).toFixed(2)}, typing ${(percentile(cont, 95) / percentile(tCont, 95)).toFixed(2)}`);
 }
 
 main().finally(() => rmSync(tmp, { recursive: true, force: true }));

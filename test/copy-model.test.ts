@@ -63,19 +63,21 @@ test('predict equals the brute-force twin: longest match in the corpus or earlie
 });
 
 test('a match never spans an end of file, in the corpus or in the history', () => {
-  // Corpus: "1 2 3 4 5 6 EOT 7 7 7 7 7 7 8"; a history ending in "… 6 EOT 7 7 7 7 7" has only 5 tokens after its eot.
-  const corpus = Uint16Array.from([1, 2, 3, 4, 5, 6, EOT, 7, 7, 7, 7, 7, 7, 8]);
+  const K = MIN_MATCH;
+  const run = (t: number, n: number): number[] => Array.from({ length: n }, () => t);
+  // Corpus: "1 2 … K EOT 7×K 8". A history "EOT 1 … K EOT 7×(K−1)" has only K−1 tokens in its file.
+  const corpus = Uint16Array.from([...Array.from({ length: K }, (_, i) => i + 1), EOT, ...run(7, K), 8]);
   const s = new CopySession(new CopyCorpus(corpus, EOT), EOT);
-  for (const t of [EOT, 1, 2, 3, 4, 5, 6, EOT, 7, 7, 7, 7, 7]) s.push(t);
+  for (const t of [EOT, ...Array.from({ length: K }, (_, i) => i + 1), EOT, ...run(7, K - 1)]) s.push(t);
   assert.equal(s.predict().length, 0);
-  s.push(7); // now six 7s: matches the corpus's six 7s, followed by 8 (and, within the file, by 7)
+  s.push(7); // now K 7s: the corpus's K 7s match (not further back: an eot), followed by 8
   const p = s.predict();
-  assert.equal(p.length, 6);
-  assert.ok(p.ids.includes(8));
-  // The same stream without a corpus: the file's own earlier 7-runs (shorter than six) do not count.
+  assert.equal(p.length, K);
+  assert.deepEqual(asMap(p), new Map([[8, 1]]));
+  // Without a corpus, the file's own earlier runs: K 7s have no earlier position with K 7s before it.
   const alone = new CopySession(null, EOT);
-  for (const t of [EOT, 7, 7, 7, 7, 7, 7]) alone.push(t);
-  assert.equal(alone.predict().length, 0, 'six 7s: no earlier position has six 7s before it');
+  for (const t of [EOT, ...run(7, K)]) alone.push(t);
+  assert.equal(alone.predict().length, 0);
   alone.push(7);
   assert.deepEqual(asMap(alone.predict()), new Map([[7, 1]]));
 });
@@ -114,5 +116,5 @@ test('mixCopy: p = μ·p_copy + (1−μ)·p, a distribution; buckets by match le
   const same = Float64Array.from([-1, -2]);
   mixCopy(same, { length: 0, ids: [], counts: [], total: 0 }, 0.9);
   assert.deepEqual(Array.from(same), [-1, -2]);
-  assert.deepEqual([0, 5, 6, 11, 12, 23, 24, 47, 48, 96].map(copyBucket), [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]);
+  assert.deepEqual([0, MIN_MATCH - 1, MIN_MATCH, 11, 12, 23, 24, 47, 48, 96].map(copyBucket), [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]);
 });
