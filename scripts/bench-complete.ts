@@ -72,8 +72,11 @@ async function main(): Promise<void> {
     for (const c of cuts) {
       served.session.reset();
       await engine.complete({ uri: 'typing', text: c.text, offset: c.offset }, never);
+      // The user types the next character: it is inserted at the cursor, the text after the
+      // cursor stays as it was (so a FIM prompt keeps its suffix, and its KV cache).
+      const typed = c.text.slice(0, c.offset + 1) + c.text.slice(c.offset);
       const t0 = performance.now();
-      const r = await engine.complete({ uri: 'typing', text: c.text, offset: c.offset + 1 }, never);
+      const r = await engine.complete({ uri: 'typing', text: typed, offset: c.offset + 1 }, never);
       cont.push(performance.now() - t0);
       contTrace.push(r.trace!);
       prefilled.push(r.prefilled);
