@@ -14,6 +14,8 @@ import { copyTokenScores, fitMixture, ngramTokenScores } from '../src/ml/mixture
 import { CopyCorpus, CopySession } from '../src/ml/copyModel';
 import { fitDocuments, fitWeights, readU16, trainNgram } from '../src/server/ngramCompanion';
 import { loadServingModel } from '../src/server/servingModel';
+import { CompletionEngine, CompletionModel } from '../src/server/completion';
+import { DEFAULT_COMPLETION_SETTINGS } from '../src/shared/protocol';
 import { Rng } from '../src/ml/rng';
 
 const root = join(__dirname, '..');
@@ -229,4 +231,27 @@ test('the served model carries the n-gram companion: built from train.bin, its w
   assert.equal(hurt.ngram, undefined);
   assert.match(hurt.ngramSkipped ?? '', /n-gram model failed: token id 65535/);
   assert.match(alone.ngramSkipped ?? '', /no training data/);
+});
+
+test('typing: the n-gram and copy models replay only what changed, and suggest exactly what a fresh start would', async () => {
+  const served = await loadServingModel(run);
+  assert.ok(served.ngram !== undefined && served.copy !== undefined);
+  const settings = { ...DEFAULT_COMPLETION_SETTINGS, mode: 'line' as const, temperature: 0, minMeanLogProb: -Infinity };
+  const opts = { useCache: false, reuseSuggestions: false };
+  const shared = new CompletionEngine(() => served, settings, opts);
+  const meta = JSON.parse(readFileSync(join(run, 'data', 'meta.json'), 'utf8')) as { val_files: string[] };
+  const texts = meta.val_files.slice(0, 2).map((f) => readFileSync(join(corpus, f), 'utf8'));
+  // Typing through a line of one file, a jump to another file, then back.
+  const requests: { text: string; offset: number }[] = [];
+  const a = texts[0]!, b = texts[1] ?? texts[0]!;
+  const start = a.indexOf('\n', Math.floor(a.length / 2)) + 1;
+  for (let k = 0; k < 12; k++) requests.push({ text: a, offset: start + k });
+  requests.push({ text: b, offset: Math.floor(b.length / 3) }, { text: a, offset: start + 3 });
+  for (const r of requests) {
+    const got = (await shared.complete({ uri: 'u', ...r }, () => false)).text;
+    // Fresh sessions: nothing told before, everything replayed.
+    const fresh: CompletionModel = { ...served, ngram: { ...served.ngram, session: new NgramSession(served.ngram.session.kn, served.ngram.session.params) }, copy: { ...served.copy, session: new CopySession(served.copy.session.corpus, served.copy.session.eotId) } };
+    const want: string = (await new CompletionEngine(() => fresh, settings, opts).complete({ uri: 'v', ...r }, () => false)).text;
+    assert.equal(got, want, `at ${r.offset}`);
+  }
 });

@@ -127,6 +127,7 @@ test('the completion engine decodes the mixture: the GPT\'s share decides, the n
   const ngramPart = {
     reset: () => { pushed.length = 0; },
     push: (id: number) => { pushed.push(id); },
+    pop: () => { pushed.pop(); },
     distribution: () => Float64Array.from({ length: V }, (_, v) => (v === (pushed[pushed.length - 1] === baz ? nl : baz) ? 0.9 : 0.1 / (V - 1))),
     bucket: () => 0,
   };

@@ -49,16 +49,12 @@ export interface CompletionModel {
 }
 
 /** What the engine needs of the copy model (ml/copyModel.ts's CopySession is one). */
-export interface CopyMixPart {
-  reset(): void;
-  push(id: number): void;
+export interface CopyMixPart extends HistoryPart {
   predict(): CopyPrediction;
 }
 
 /** What the engine needs of the n-gram half of a mixture (ml/ngram.ts's NgramSession is one). */
-export interface NgramMixPart {
-  reset(): void;
-  push(id: number): void;
+export interface NgramMixPart extends HistoryPart {
   /** Next-token probabilities (sums to 1). */
   distribution(): ArrayLike<number>;
   /** Which of the mixture's weights applies, given distribution()'s result. */
@@ -107,6 +103,56 @@ export type IsCancelled = () => boolean;
 
 /** Documents above this are not completed (generated data, dumps): no work at all. */
 export const MAX_DOCUMENT_CHARS = 1_000_000;
+/** A model that follows the document token by token, and can take back its last tokens. */
+export interface HistoryPart {
+  reset(): void;
+  push(id: number): void;
+  /** Undoes the last push (throws when it cannot: then the engine resets and replays). */
+  pop(): void;
+}
+
+/** The tokens each part was last told, so the next request only replays what changed. */
+const toldHistory = new WeakMap<HistoryPart, number[]>();
+/** Taking back more than this many tokens costs more than replaying from the start. */
+const MAX_REWIND = 200;
+
+/**
+ * Makes each part's history exactly `history`: like the GPT's KV cache, a request while typing
+ * shares all but its last few tokens with the previous one (whose generated tokens are taken
+ * back too), so the n-gram and copy models replay a handful of tokens, not the whole file.
+ */
+function syncHistory(parts: (HistoryPart | undefined)[], history: number[]): void {
+  for (const part of parts) {
+    if (part === undefined) continue;
+    const told = toldHistory.get(part);
+    let keep = 0;
+    if (told !== undefined) {
+      const max = Math.min(told.length, history.length);
+      while (keep < max && told[keep] === history[keep]) keep++;
+    }
+    let replayFrom = 0;
+    if (told !== undefined && keep > 0 && told.length - keep <= MAX_REWIND) {
+      try {
+        for (let i = told.length; i > keep; i--) part.pop();
+        replayFrom = keep;
+      } catch {
+        replayFrom = 0;
+      }
+    }
+    if (replayFrom === 0) part.reset();
+    for (let i = replayFrom; i < history.length; i++) part.push(history[i]!);
+    toldHistory.set(part, history.slice());
+  }
+}
+
+function pushHistory(parts: (HistoryPart | undefined)[], id: number): void {
+  for (const part of parts) {
+    if (part === undefined) continue;
+    part.push(id);
+    toldHistory.get(part)?.push(id);
+  }
+}
+
 /** Characters before the cursor that are tokenized: plenty for any context window. */
 const TAIL_CHARS_PER_TOKEN = 12;
 /** Characters before the cursor the n-gram half of a mixture sees (its cache: ~4K tokens of the file). */
@@ -198,12 +244,7 @@ export class CompletionEngine {
       const ngStart = stableTailStart(prefix, Math.max(NGRAM_TAIL_CHARS, P * TAIL_CHARS_PER_TOKEN));
       const head = ngStart < tailStart ? Array.from(tok.encodeBytes(new TextEncoder().encode(prefix.slice(ngStart, tailStart)))) : [];
       ngramBase = ngStart < tailStart ? [...(ngStart === 0 ? [tok.eotId] : []), ...head, ...promptIds] : prompt;
-      ngram?.session.reset();
-      copy?.session.reset();
-      for (const id of ngramBase) {
-        ngram?.session.push(id);
-        copy?.session.push(id);
-      }
+      syncHistory([ngram?.session, copy?.session], ngramBase);
     }
     const mixed = new Float32Array(tok.vocabSize);
     const score = (l: Floats): Floats => {
@@ -237,12 +278,7 @@ export class CompletionEngine {
       const best = await beamSearch({
         width: beamWidth, maxTokens, window, first: logits, pending, table, banned, eot: tok.eotId, stopCtx, isCancelled,
         next: (h) => {
-          ngram?.session.reset();
-          copy?.session.reset();
-          for (const id of [...ngramBase, ...h]) {
-            ngram?.session.push(id);
-            copy?.session.push(id);
-          }
+          syncHistory([ngram?.session, copy?.session], [...ngramBase, ...h]);
           return score(session.prime([...window, ...h]));
         },
       });
@@ -278,8 +314,7 @@ export class CompletionEngine {
         if (isCancelled()) return { ...none('cancelled'), tokens: n, prefilled: window.length - reused };
       }
       if (n < maxTokens) {
-        ngram?.session.push(id);
-        copy?.session.push(id);
+        pushHistory([ngram?.session, copy?.session], id);
         logits = score(session.append(id));
         decodeSteps++;
       }
