@@ -93,6 +93,7 @@ async function main(): Promise<void> {
   console.log(`\nbench:complete — ${N} requests, single-line, ≤ 32 new tokens, context ${served.model.cfg.contextLength}, ${(served.model.numParams / 1e6).toFixed(2)}M params, ${served.model.ops.name}`);
   console.log(`GPT alone: mean new tokens ${mean(alone.coldTokens).toFixed(1)}; mean prompt ${mean(alone.coldTrace.map((t) => t.window.length)).toFixed(0)} tokens cold, ${mean(alone.prefilled).toFixed(1)} prefilled when typing`);
   if (full === null) console.log(`no n-gram/copy models (${served.ngramSkipped ?? '?'}): only the GPT is measured`);
+  else console.log(`as served: mean new tokens ${mean(full.coldTokens).toFixed(1)} (its suggestions differ from the GPT's, so the work differs too)`);
   console.log(`\n${'latency (ms)'.padEnd(44)}${'p50'.padStart(8)}${'p95'.padStart(8)}${'max'.padStart(8)}`);
   if (full !== null) {
     console.log(row('workspace-lm as served (GPT+n-gram+copy), cold', full.cold));
