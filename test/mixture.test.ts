@@ -7,6 +7,7 @@ import { KneserNey, NgramSession } from '../src/ml/ngram';
 import { BpeTokenizer } from '../src/ml/bpe';
 import { CompletionEngine } from '../src/server/completion';
 import { DEFAULT_COMPLETION_SETTINGS } from '../src/shared/protocol';
+import { capTokens } from '../src/server/ngramCompanion';
 import { Rng } from '../src/ml/rng';
 
 const close = (a: number, b: number, eps: number, why = ''): void => assert.ok(Math.abs(a - b) <= eps, `${a} vs ${b} ${why}`);
@@ -177,4 +178,21 @@ test('beam search returns the most probable whole line where greedy decoding tak
   assert.equal(await run(1), ' bar');
   assert.equal(await run(2), ' baz');
   assert.equal(await run(4), ' baz');
+});
+
+test('capTokens: whole files spread across the stream, within the budget; everything when it fits', () => {
+  const rng = new Rng(3);
+  const files: number[][] = Array.from({ length: 200 }, (_, f) => [...Array.from({ length: 5 + rng.int(50) }, () => f % 9), 9]);
+  const stream = Uint16Array.from(files.flat());
+  assert.equal(capTokens(stream, 9, stream.length), stream);
+  const capped = capTokens(stream, 9, Math.floor(stream.length / 3));
+  assert.ok(capped.length <= stream.length / 3 && capped.length > stream.length / 4, `${capped.length} of ${stream.length}`);
+  // Whole files only: the capped stream is a concatenation of some of the files, in order, spread out.
+  const kept: number[] = [];
+  let at = 0;
+  files.forEach((f, i) => {
+    if (at < capped.length && f.every((t, j) => capped[at + j] === t) && f.length <= capped.length - at) { kept.push(i); at += f.length; }
+  });
+  assert.equal(at, capped.length);
+  assert.ok(kept[0]! < 20 && kept[kept.length - 1]! > 180, `files ${kept[0]}…${kept[kept.length - 1]}`);
 });

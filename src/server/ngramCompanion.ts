@@ -35,6 +35,33 @@ export interface NgramCompanion {
 export const FIT_TOKENS = 16_384;
 /** Slice of train.bin for tuning the cache: its last files, at most this many tokens. */
 const TUNE_TOKENS = 200_000;
+/**
+ * Training tokens the n-gram model counts at most. Counting needs ~200 bytes per token at its
+ * peak, so 4M tokens (12–15 MB of code, far beyond the few-MB projects this is for) stay under
+ * ~1 GB; a larger train.bin contributes whole files spread evenly across it.
+ */
+export const MAX_NGRAM_TOKENS = 4_000_000;
+
+/** At most `max` tokens of whole files (eot-terminated) taken evenly across `tokens`; all of them when they fit. */
+export function capTokens(tokens: Uint16Array, eot: number, max = MAX_NGRAM_TOKENS): Uint16Array {
+  if (tokens.length <= max) return tokens;
+  const ends: number[] = [];
+  for (let i = 0; i < tokens.length; i++) if (tokens[i] === eot) ends.push(i + 1);
+  if (ends[ends.length - 1] !== tokens.length) ends.push(tokens.length);
+  const keepShare = max / tokens.length;
+  const out = new Uint16Array(max);
+  let n = 0, start = 0, credit = 0;
+  for (const end of ends) {
+    credit += (end - start) * keepShare;
+    if (credit >= end - start && n + (end - start) <= max) {
+      out.set(tokens.subarray(start, end), n);
+      n += end - start;
+      credit -= end - start;
+    }
+    start = end;
+  }
+  return out.subarray(0, n);
+}
 
 async function exists(p: string): Promise<boolean> {
   return fs.stat(p).then(() => true, () => false);
@@ -69,7 +96,8 @@ function tuningSplit(train: Uint16Array, eot: number): [Uint16Array, Uint16Array
  * chosen on train.bin's last files with a model counted from the files before them (on its own
  * training data the n-gram part looks better than it is and the cache would be under-weighted).
  */
-export function trainNgram(tokens: Uint16Array, vocabSize: number, eotId: number, order = DEFAULT_NGRAM_ORDER): { kn: KneserNey; cache: CacheParams } {
+export function trainNgram(allTokens: Uint16Array, vocabSize: number, eotId: number, order = DEFAULT_NGRAM_ORDER): { kn: KneserNey; cache: CacheParams } {
+  const tokens = capTokens(allTokens, eotId);
   const [fitPart, tunePart] = tuningSplit(tokens, eotId);
   const cache = tunePart.length > 0 ? tuneCache(KneserNey.train(fitPart, { order, vocabSize, eotId }), tunePart).params : DEFAULT_CACHE;
   return { kn: KneserNey.train(tokens, { order, vocabSize, eotId }), cache };
