@@ -373,7 +373,7 @@ export async function runEvaluation(opts: EvalOptions): Promise<EvalReport> {
     by_language: byLanguage('mix', mixLines),
     gpt: { val_loss: gptSum / tokens, bits_per_byte: bitsPerByte(gptSum, bytes), next_line: gptLines.summary(), by_language: byLanguage('gpt', gptLines) },
     baseline: {
-      model: `interpolated modified Kneser-Ney ${order}-gram + file cache`, order, cache, train_tokens: trainTokens.length, train_seconds: knSeconds,
+      model: `interpolated modified Kneser-Ney ${order}-gram + file cache`, order, cache, train_tokens: kn.stats.tokens, train_seconds: knSeconds,
       val_loss: knSum / tokens, bits_per_byte: bitsPerByte(knSum, bytes), next_line: knLines.summary(), by_language: byLanguage('kn', knLines),
     },
     mixture: { buckets: bucketNames(kn.order), folds: folds.map((f) => f.mixture) },
