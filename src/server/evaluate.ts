@@ -422,6 +422,8 @@ export interface EvalSummary {
   exact_match: number;
   edit_similarity: number;
   exact_match_fim: number | null;
+  /** The GPT alone (null in reports from before the served mixture). */
+  gpt_exact_match: number | null;
   baseline: { bits_per_byte: number; exact_match: number; edit_similarity: number };
 }
 
@@ -430,6 +432,7 @@ export function summarizeEval(r: EvalReport): EvalSummary {
     step: r.step, evaluated_at: r.evaluated_at, source: r.source, files: r.files, cuts: r.cuts,
     bits_per_byte: r.bits_per_byte, exact_match: r.next_line.exact_match, edit_similarity: r.next_line.edit_similarity,
     exact_match_fim: r.next_line_fim?.exact_match ?? null,
+    gpt_exact_match: r.gpt?.next_line.exact_match ?? null,
     baseline: { bits_per_byte: r.baseline.bits_per_byte, exact_match: r.baseline.next_line.exact_match, edit_similarity: r.baseline.next_line.edit_similarity },
   };
 }
@@ -439,6 +442,6 @@ export function formatEvalSummary(e: EvalSummary, currentStep: number | null): s
   const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
   const stale = currentStep !== null && e.step !== null && e.step !== currentStep ? ` — of step ${e.step}, not the current checkpoint` : '';
   return `bits/byte ${e.bits_per_byte.toFixed(3)} vs n-gram ${e.baseline.bits_per_byte.toFixed(3)}; next-line EM ${pct(e.exact_match)} vs ${pct(e.baseline.exact_match)}`
-    + `${e.exact_match_fim !== null ? ` (with FIM ${pct(e.exact_match_fim)})` : ''}, ES ${(100 * e.edit_similarity).toFixed(1)} vs ${(100 * e.baseline.edit_similarity).toFixed(1)}`
+    + `${e.exact_match_fim !== null ? ` (with FIM ${pct(e.exact_match_fim)})` : ''}${e.gpt_exact_match !== null ? ` (GPT alone ${pct(e.gpt_exact_match)})` : ''}, ES ${(100 * e.edit_similarity).toFixed(1)} vs ${(100 * e.baseline.edit_similarity).toFixed(1)}`
     + ` (${e.cuts} cuts, ${e.files} ${e.source === 'held-out' ? 'held-out ' : ''}files, ${e.evaluated_at.slice(0, 16).replace('T', ' ')})${stale}`;
 }

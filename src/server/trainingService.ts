@@ -107,7 +107,7 @@ export class TrainingService {
     const e = report !== null ? summarizeEval(report) : null;
     return {
       status: this.status, history: this.history, evals: this.evals, ...this.snapshotExtra,
-      ...(e !== null ? { eval: { bitsPerByte: e.bits_per_byte, exactMatch: e.exact_match, editSimilarity: e.edit_similarity, baselineBitsPerByte: e.baseline.bits_per_byte, baselineExactMatch: e.baseline.exact_match, cuts: e.cuts, step: e.step } } : {}),
+      ...(e !== null ? { eval: { bitsPerByte: e.bits_per_byte, exactMatch: e.exact_match, editSimilarity: e.edit_similarity, baselineBitsPerByte: e.baseline.bits_per_byte, baselineExactMatch: e.baseline.exact_match, cuts: e.cuts, step: e.step, ...(e.gpt_exact_match !== null ? { gptExactMatch: e.gpt_exact_match } : {}) } } : {}),
     };
   }
 

@@ -111,7 +111,7 @@ export interface TrainingSnapshot {
   model?: { params: number; nLayer: number; nHead: number; nEmbd: number; context: number; vocabSize: number; batch: number; engine: string };
   outDir?: string;
   /** The latest `workspace-lm eval` of this run: the model against the n-gram baseline. */
-  eval?: { bitsPerByte: number; exactMatch: number; editSimilarity: number; baselineBitsPerByte: number; baselineExactMatch: number; cuts: number; step: number | null };
+  eval?: { bitsPerByte: number; exactMatch: number; editSimilarity: number; baselineBitsPerByte: number; baselineExactMatch: number; cuts: number; step: number | null; gptExactMatch?: number };
 }
 
 export const Methods = {
