@@ -59,7 +59,10 @@ async function main(): Promise<void> {
     const coldTrace: NonNullable<CompletionResult['trace']>[] = [];
     const coldTokens: number[] = [];
     for (const c of cuts) {
+      // Cold: nothing cached, in the GPT nor in the n-gram and copy models (they replay the file).
       served.session.reset();
+      served.ngram?.session.reset();
+      served.copy?.session.reset();
       const t0 = performance.now();
       const r = await engine.complete({ uri: 'cold', text: c.text, offset: c.offset }, never);
       cold.push(performance.now() - t0);

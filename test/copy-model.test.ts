@@ -118,3 +118,31 @@ test('mixCopy: p = μ·p_copy + (1−μ)·p, a distribution; buckets by match le
   assert.deepEqual(Array.from(same), [-1, -2]);
   assert.deepEqual([0, MIN_MATCH - 1, MIN_MATCH, 11, 12, 23, 24, 47, 48, 96].map(copyBucket), [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]);
 });
+
+test('the document\'s own training copy is left out (it holds the text below the cursor), other files are not', () => {
+  // Files a, b, c; b's text also appears in c, with a different continuation.
+  const a = [1, 2, 3, 4, 5, 6], b = [7, 1, 2, 3, 4, 8, 0], c = [5, 1, 2, 3, 4, 6, 0];
+  const corpus = new CopyCorpus(Uint16Array.from([...a, EOT, ...b, EOT, ...c, EOT]), EOT);
+  corpus.setFilePaths(['src/a.ts', 'src/b.ts', 'lib/c.ts']);
+  const session = new CopySession(corpus, EOT);
+  for (const t of [EOT, 7, 1, 2, 3, 4]) session.push(t); // editing b: "7 1 2 3 4" typed so far
+  // Not told which document: b's own copy matches longest (5 tokens) and says 8.
+  assert.deepEqual(asMap(session.predict()), new Map([[8, 1]]));
+  assert.equal(session.predict().length, 5);
+  // Told (as an absolute path ending in the training path, or the training path itself): the
+  // 4-token matches in a (→ 5) and c (→ 6) remain.
+  for (const p of ['/home/me/proj/src/b.ts', 'src/b.ts', 'C:\\proj\\src\\b.ts']) {
+    session.setDocument(p);
+    assert.deepEqual(asMap(session.predict()), new Map([[5, 1], [6, 1]]), p);
+    assert.equal(session.predict().length, 4);
+  }
+  // Another document, or an unknown one: nothing left out.
+  session.setDocument('/home/me/proj/other/b.ts');
+  assert.deepEqual(asMap(session.predict()), new Map([[8, 1]]));
+  session.setDocument(null);
+  assert.deepEqual(asMap(session.predict()), new Map([[8, 1]]));
+  // Paths that do not fit the stream (a different number of files) are ignored.
+  const wrong = new CopyCorpus(Uint16Array.from([...a, EOT, ...b, EOT]), EOT);
+  wrong.setFilePaths(['only-one.ts']);
+  assert.equal(wrong.spanOf('only-one.ts'), null);
+});

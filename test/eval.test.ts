@@ -61,7 +61,7 @@ type Report = Record<string, unknown> & {
   baseline: { val_loss: number; bits_per_byte: number; next_line: { exact_match: number; edit_similarity: number; n: number }; cache: { weight: number; concentration: number; capacity: number }; order: number };
   model: string;
   gpt: { val_loss: number; bits_per_byte: number; next_line: { exact_match: number; edit_similarity: number; n: number } };
-  mixture: { buckets: string[]; folds: { weights: number[]; counts: number[]; nats: { gpt: number; ngram: number; mixture: number } }[] };
+  mixture: { cross_fitted: boolean; buckets: string[]; folds: { weights: number[]; counts: number[]; nats: { gpt: number; ngram: number; mixture: number } }[] };
   by_language: Record<string, { files: number; next_line: { n: number } }>;
   examples: { truth: string; model: string; gpt: string; baseline: string }[];
 };
@@ -90,6 +90,8 @@ test('eval --json on the held-out files: the required fields, for the model and 
   }
   // Two halves of the files, each with one GPT share per n-gram depth, fitted on the other half.
   assert.equal(a.mixture.folds.length, 2);
+  // Cross-fitted when both halves have files; otherwise both "halves" are fitted on everything.
+  if (!a.mixture.cross_fitted) assert.deepEqual(a.mixture.folds[0], a.mixture.folds[1]);
   for (const f of a.mixture.folds) {
     assert.equal(f.weights.length, a.baseline.order * 4);
     assert.equal(a.mixture.buckets.length, f.weights.length);
@@ -153,6 +155,9 @@ test('eval of another folder evaluates all its files; the terminal table; a clea
   const j = JSON.parse(r.stdout) as Report;
   assert.equal(j.source, 'folder');
   assert.equal(j.files, 3);
+  assert.equal(typeof j.mixture.cross_fitted, 'boolean');
+  if (!j.mixture.cross_fitted) assert.deepEqual(j.mixture.folds[0], j.mixture.folds[1]);
+  else assert.notDeepEqual(j.mixture.folds[0], j.mixture.folds[1]);
   const t = cliRun(['eval', '--checkpoint', run, corpus, '--cuts', '10']);
   assert.equal(t.status, 0, t.stderr);
   assert.match(t.stdout, /Workspace LM \(GPT \+ n-gram \+ copy, as served\)/);

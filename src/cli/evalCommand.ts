@@ -54,6 +54,7 @@ export function formatEvalReport(r: EvalReport): string {
   const gptRatio = r.gpt.next_line.exact_match / r.baseline.next_line.exact_match;
   const x = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) + '×' : '-');
   out.push(`EM ratio to the baseline: served ${x(ratio)}, GPT alone ${x(gptRatio)} (loss: nats per token; EM: exact match; ES: edit similarity ×100, CodeXGLUE-style)`);
+  if (!r.mixture.cross_fitted) out.push('note: all files fell in one half, so the served model\'s weights were fitted on the files they score (not cross-fitted): its numbers are optimistic');
   out.push(`GPT's share λ by n-gram bucket (fitted on each half of the files, used on the other): ${r.mixture.folds.map((f) => f.weights.map((w) => w.toFixed(2)).join(' ')).join('; ')}`);
   out.push(`copy model's share μ by match length (${r.copy.buckets.join(', ')}): ${r.copy.folds.map((f) => f.weights.map((w) => w.toFixed(2)).join(' ')).join('; ')}`);
   out.push('');

@@ -77,6 +77,9 @@ function tableBitsFor(n: number): number {
 /** The training tokens, indexed once per run (immutable; shared by every session). */
 export class CopyCorpus {
   private readonly chains: PositionChains;
+  /** Training file path → its tokens' span [start, end) (its eot included), when the paths are known. */
+  private spans = new Map<string, [number, number]>();
+  private byBasename = new Map<string, string[]>();
 
   /** `tokens`: files joined by eot, as in train.bin. */
   constructor(readonly tokens: Uint16Array, readonly eotId: number) {
@@ -87,6 +90,46 @@ export class CopyCorpus {
       if (sinceEot >= MIN_MATCH) this.chains.add(tokens, p);
       sinceEot = tokens[p] === eotId ? 0 : sinceEot + 1;
     }
+  }
+
+  /**
+   * Names the files of the stream, in order (data/meta.json's train_paths), so a session can leave
+   * out the training copy of the document it completes: that copy holds the text below the cursor
+   * as it was at training time, and "copying" it would suggest what the file already contains.
+   * Ignored when the count does not match the stream's files.
+   */
+  setFilePaths(paths: readonly string[]): void {
+    const spans = new Map<string, [number, number]>();
+    let start = 0, file = 0;
+    for (let i = 0; i < this.tokens.length; i++) {
+      if (this.tokens[i] !== this.eotId) continue;
+      if (file < paths.length) spans.set(paths[file]!, [start, i + 1]);
+      file++;
+      start = i + 1;
+    }
+    if (file !== paths.length) return;
+    this.spans = spans;
+    this.byBasename = new Map();
+    for (const p of paths) {
+      const base = p.slice(p.lastIndexOf('/') + 1);
+      const list = this.byBasename.get(base) ?? [];
+      list.push(p);
+      this.byBasename.set(base, list);
+    }
+  }
+
+  /**
+   * The span of the training file that is `documentPath` (a path relative to the trained folder,
+   * or an absolute path ending with one), or null.
+   */
+  spanOf(documentPath: string): [number, number] | null {
+    const norm = documentPath.replace(/\\/g, '/');
+    const exact = this.spans.get(norm);
+    if (exact !== undefined) return exact;
+    for (const p of this.byBasename.get(norm.slice(norm.lastIndexOf('/') + 1)) ?? []) {
+      if (norm.endsWith('/' + p)) return this.spans.get(p)!;
+    }
+    return null;
   }
 
   /** First position of the chain for a history's last MIN_MATCH tokens. */
@@ -118,7 +161,15 @@ export class CopySession {
   /** sinceEot[i]: tokens of the current file up to and including history[i] (0 at an eot). */
   private sinceEot: number[] = [];
 
+  /** Training positions [start, end) not to copy from: the document's own training copy. */
+  private excluded: [number, number] | null = null;
+
   constructor(readonly corpus: CopyCorpus | null, readonly eotId: number) {}
+
+  /** The document being completed (its path or file system path), or null: see CopyCorpus.setFilePaths. */
+  setDocument(documentPath: string | null): void {
+    this.excluded = documentPath === null || this.corpus === null ? null : this.corpus.spanOf(documentPath);
+  }
 
   get length(): number {
     return this.history.length;
@@ -171,7 +222,12 @@ export class CopySession {
     if (this.corpus !== null) {
       const t = this.corpus.tokens;
       seen = 0;
-      for (let p = this.corpus.chainStart(h, n); p >= 0 && seen < MAX_CANDIDATES; p = this.corpus.next(p), seen++) consider(t, p);
+      const ex = this.excluded;
+      for (let p = this.corpus.chainStart(h, n); p >= 0 && seen < MAX_CANDIDATES; p = this.corpus.next(p)) {
+        if (ex !== null && p >= ex[0] && p < ex[1]) continue;
+        consider(t, p);
+        seen++;
+      }
     }
     if (best === 0) return none;
     const counts = new Map<number, number>();

@@ -93,8 +93,10 @@ export function fitMixtureWeights(pGpt: ArrayLike<number>, pNgram: ArrayLike<num
   let g = 0, m = 0, x = 0;
   for (let i = 0; i < N; i++) {
     const lam = weights[bucket[i]!]!;
-    g -= Math.log(pGpt[i]!);
-    m -= Math.log(pNgram[i]!);
+    // Floored: a model that gives a held-out token probability 0 (the copy model does) scores a
+    // large finite loss, not Infinity (which JSON cannot carry).
+    g -= Math.log(Math.max(pGpt[i]!, 1e-300));
+    m -= Math.log(Math.max(pNgram[i]!, 1e-300));
     x -= Math.log(lam * pGpt[i]! + (1 - lam) * pNgram[i]!);
   }
   const n = Math.max(1, N);
@@ -195,6 +197,8 @@ export function fitCopyWeights(pCopy: ArrayLike<number>, pMix: ArrayLike<number>
     pc.push(pCopy[i]!); pm.push(pMix[i]!); bk.push(bucket[i]!);
   }
   const fit = fitMixtureWeights(pc, pm, bk, nBuckets);
+  // Too few held-out tokens with a match to say how far to trust it: leave the copy model out.
+  if (pc.length < MIN_BUCKET_TOKENS) fit.weights.fill(0);
   fit.weights[0] = 0;
   fit.counts[0] = pCopy.length - pc.length;
   return fit;

@@ -13,6 +13,7 @@
 // exactly what users get (it also plugs in the n-gram baseline as a CompletionModel).
 
 import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { mixLogits } from '../ml/mixture';
 import { copyBucket, CopyPrediction, mixCopy } from '../ml/copyModel';
 import { contextWindow, sampleToken } from '../ml/sample';
@@ -51,6 +52,8 @@ export interface CompletionModel {
 /** What the engine needs of the copy model (ml/copyModel.ts's CopySession is one). */
 export interface CopyMixPart extends HistoryPart {
   predict(): CopyPrediction;
+  /** The document being completed (a file system path, or the URI when it is not a file). */
+  setDocument?(documentPath: string | null): void;
 }
 
 /** What the engine needs of the n-gram half of a mixture (ml/ngram.ts's NgramSession is one). */
@@ -103,6 +106,16 @@ export type IsCancelled = () => boolean;
 
 /** Documents above this are not completed (generated data, dumps): no work at all. */
 export const MAX_DOCUMENT_CHARS = 1_000_000;
+/** The file system path of a file: URI (so the copy model can recognise the document's training copy), else the URI. */
+function documentPath(uri: string): string {
+  if (!uri.startsWith('file:')) return uri;
+  try {
+    return fileURLToPath(uri);
+  } catch {
+    return uri;
+  }
+}
+
 /** A model that follows the document token by token, and can take back its last tokens. */
 export interface HistoryPart {
   reset(): void;
@@ -245,6 +258,7 @@ export class CompletionEngine {
       const head = ngStart < tailStart ? Array.from(tok.encodeBytes(new TextEncoder().encode(prefix.slice(ngStart, tailStart)))) : [];
       ngramBase = ngStart < tailStart ? [...(ngStart === 0 ? [tok.eotId] : []), ...head, ...promptIds] : prompt;
       syncHistory([ngram?.session, copy?.session], ngramBase);
+      copy?.session.setDocument?.(documentPath(req.uri));
     }
     const mixed = new Float32Array(tok.vocabSize);
     const score = (l: Floats): Floats => {

@@ -52,6 +52,8 @@ export interface BuildOutput {
   train: Uint16Array;
   val: Uint16Array;
   trainFiles: number;
+  /** The training files in train.bin's order (each followed by one eot). */
+  trainPaths: string[];
   valFiles: string[];
   corpusBytes: number;
   stats: BuildStats;
@@ -227,7 +229,7 @@ export async function buildDataset(input: BuildInput, emit: TrainEventSink): Pro
   const trainBytes = split.train.reduce((s, d) => s + byKey.get(d.path)!.doc.length, 0);
   emit({ event: 'dataset', train_tokens: train.length, val_tokens: val.length, bytes_per_token: trainBytes / Math.max(1, train.length) });
   return {
-    tokenizerJson: outJson, train, val, trainFiles: split.train.length,
+    tokenizerJson: outJson, train, val, trainFiles: split.train.length, trainPaths: split.train.map((d) => d.path),
     valFiles: split.val.map((d) => d.path), corpusBytes: summary.bytes, stats,
   };
 }

@@ -112,7 +112,7 @@ export interface EvalReport extends ModelEval {
   gpt: ModelEval;
   baseline: ModelEval & { model: string; order: number; cache: CacheParams; train_tokens: number; train_seconds: number };
   /** The GPT's share λ per n-gram bucket, fitted on each half of the files (cross-fitting). */
-  mixture: { buckets: string[]; folds: MixtureWeights[] };
+  mixture: { buckets: string[]; folds: MixtureWeights[]; cross_fitted: boolean };
   /** The copy model's share μ per match-length bucket, likewise. */
   copy: { buckets: string[]; folds: MixtureWeights[] };
   /** The served model without its copy model (GPT + n-gram only): what the copy model adds. */
@@ -268,10 +268,11 @@ export async function runEvaluation(opts: EvalOptions): Promise<EvalReport> {
     });
     return out;
   };
+  // Fitted on the OTHER half's tokens. When one half is empty (one or a few files) there is no
+  // other half: then the weights are fitted on every file, and the report says so.
+  const crossFitted = fold.includes(0) && fold.includes(1);
   const folds = [0, 1].map((f) => {
-    // Fitted on the OTHER half's tokens; a half with no files (a one-file folder) falls back to all.
-    let other = scoresOf((d) => fold[d] !== f);
-    if (other.pGpt.length === 0) other = scoresOf(() => true);
+    const other = crossFitted ? scoresOf((d) => fold[d] !== f) : scoresOf(() => true);
     // The ablation without the GPT: the copy model's weights against the n-gram model alone.
     return { ...fitWeights(other, kn.order), copyOverNgram: fitCopyWeights(other.pCopy, other.pNgram, other.copyBucket, COPY_BUCKETS) };
   });
@@ -376,7 +377,7 @@ export async function runEvaluation(opts: EvalOptions): Promise<EvalReport> {
       model: `interpolated modified Kneser-Ney ${order}-gram + file cache`, order, cache, train_tokens: kn.stats.tokens, train_seconds: knSeconds,
       val_loss: knSum / tokens, bits_per_byte: bitsPerByte(knSum, bytes), next_line: knLines.summary(), by_language: byLanguage('kn', knLines),
     },
-    mixture: { buckets: bucketNames(kn.order), folds: folds.map((f) => f.mixture) },
+    mixture: { buckets: bucketNames(kn.order), folds: folds.map((f) => f.mixture), cross_fitted: crossFitted },
     copy: { buckets: copyBucketNames(), folds: folds.map((f) => f.copy) },
     ngram_copy: { next_line: kcLines.summary() },
     without_copy: { val_loss: mix2Sum / tokens, bits_per_byte: bitsPerByte(mix2Sum, bytes), next_line: mix2Lines.summary(), by_language: byLanguage('mix2', mix2Lines) },

@@ -182,7 +182,10 @@ export async function loadNgramCompanion(dir: string, model: Gpt, tokenizer: Bpe
   if (lastNgram?.key !== key) {
     lastNgram = null; // let the old model go before building the new one
     const tokens = readU16(await fs.readFile(trainPath));
-    lastNgram = { key, ...trainNgram(tokens, tokenizer.vocabSize, tokenizer.eotId), corpus: new CopyCorpus(tokens, tokenizer.eotId) };
+    const corpus = new CopyCorpus(tokens, tokenizer.eotId);
+    const meta = JSON.parse(await fs.readFile(path.join(data, 'meta.json'), 'utf8').catch(() => '{}')) as { train_paths?: unknown };
+    if (Array.isArray(meta.train_paths) && meta.train_paths.every((p) => typeof p === 'string')) corpus.setFilePaths(meta.train_paths as string[]);
+    lastNgram = { key, ...trainNgram(tokens, tokenizer.vocabSize, tokenizer.eotId), corpus };
   }
   const { kn, cache, corpus } = lastNgram;
   const val = await fs.readFile(path.join(data, 'val.bin')).catch(() => null);

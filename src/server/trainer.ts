@@ -17,6 +17,7 @@ import type { TrainEventSink } from '../shared/trainEvents';
 import { Worker } from 'node:worker_threads';
 import { buildDataset, BuildInput, BuildOutput, BuildStats } from './datasetBuilder';
 import { distPath } from './distFiles';
+import { PER_THREAD_PRIORITY } from './priority';
 import type { PrepareMessage } from '../shared/poolProtocol';
 import { createEngine, TrainEngine } from './trainEngine';
 import type { TrainControl } from './trainControl';
@@ -56,11 +57,12 @@ export interface TrainOptions {
 }
 
 /**
- * Every core. The training threads lower their own priority (TRAINING_THREAD_NICE), so the editor,
- * the shell and the completion server win whenever they want a core; idle cores go to training.
+ * Every core on Linux, where the training threads lower their own priority (TRAINING_THREAD_NICE),
+ * so the editor, the shell and the completion server win whenever they want a core and idle cores
+ * go to training. Elsewhere (no per-thread priority) all cores but one, at least one.
  */
 export function defaultThreads(): number {
-  return Math.max(1, os.availableParallelism());
+  return Math.max(1, os.availableParallelism() - (PER_THREAD_PRIORITY ? 0 : 1));
 }
 
 /** Consecutive diverging steps (each skipped, with the learning rate halved) before a run stops. */
@@ -77,6 +79,8 @@ interface DatasetMeta {
   train_tokens: number;
   val_tokens: number;
   train_files: number;
+  /** train.bin's files in order (so the copy model can tell which training text is the open file's own). */
+  train_paths?: string[];
   val_files: string[];
   dataset_hash: string;
   corpus_bytes: number;
@@ -163,7 +167,7 @@ async function prepareDataset(opts: TrainOptions, vocabSize: number, emit: Train
   await writeAtomic(path.join(dataDir, 'tokenizer.json'), JSON.stringify(built.tokenizerJson));
   const meta: DatasetMeta = {
     format: 'workspace-lm/dataset', version: 1, vocab_size: tokenizer.vocabSize, eot_id: tokenizer.eotId,
-    train_tokens: train.length, val_tokens: val.length, train_files: built.trainFiles,
+    train_tokens: train.length, val_tokens: val.length, train_files: built.trainFiles, train_paths: built.trainPaths,
     val_files: built.valFiles, dataset_hash: hash, corpus_bytes: built.corpusBytes,
   };
   await writeAtomic(path.join(dataDir, 'meta.json'), JSON.stringify(meta, null, 1) + '\n');

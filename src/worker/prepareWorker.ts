@@ -4,7 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { buildDataset, BuildInput } from '../server/datasetBuilder';
 import type { PrepareMessage } from '../shared/poolProtocol';
-import { lowerThreadPriority } from './priority';
+import { lowerThreadPriority } from '../server/priority';
 
 lowerThreadPriority();
 
