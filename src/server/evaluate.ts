@@ -30,7 +30,7 @@ import type { Document } from '../ml/dataset';
 import { DEFAULT_COMPLETION_SETTINGS } from '../shared/protocol';
 import { CompletionEngine, CompletionModel } from './completion';
 import { indexFolder } from './corpus';
-import { emptyScores, findRunDir, fitWeights, readU16, TokenScores, trainNgram } from './ngramCompanion';
+import { appendScores, emptyScores, findRunDir, fitWeights, readU16, TokenScores, trainNgram } from './ngramCompanion';
 import { loadServingModel, ServingModel } from './servingModel';
 
 export { gptTokenLosses };
@@ -259,12 +259,7 @@ export async function runEvaluation(opts: EvalOptions): Promise<EvalReport> {
   const scoresOf = (keep: (d: number) => boolean): TokenScores => {
     const out = emptyScores();
     seqs.forEach((_, d) => {
-      if (!keep(d)) return;
-      const g = gptNll[d]!, k = knScores[d]!, c = copyScores[d]!;
-      for (let t = 0; t < g.length; t++) {
-        out.pGpt.push(Math.exp(-g[t]!)); out.pNgram.push(Math.exp(-k.nll[t]!)); out.bucket.push(k.bucket[t]!);
-        out.pCopy.push(c.p[t]!); out.copyBucket.push(c.bucket[t]!);
-      }
+      if (keep(d)) appendScores(out, gptNll[d]!, knScores[d]!, copyScores[d]!);
     });
     return out;
   };

@@ -128,6 +128,17 @@ export function emptyScores(): TokenScores {
   return { pGpt: [], pNgram: [], bucket: [], pCopy: [], copyBucket: [] };
 }
 
+/** Appends one document's per-token scores: the GPT's NLLs, the n-gram's NLLs and buckets, the copy model's probabilities and buckets. */
+export function appendScores(out: TokenScores, gptNll: ArrayLike<number>, ngram: { nll: ArrayLike<number>; bucket: ArrayLike<number> }, copy: { p: ArrayLike<number>; bucket: ArrayLike<number> }): void {
+  for (let t = 0; t < gptNll.length; t++) {
+    out.pGpt.push(Math.exp(-gptNll[t]!));
+    out.pNgram.push(Math.exp(-ngram.nll[t]!));
+    out.bucket.push(ngram.bucket[t]!);
+    out.pCopy.push(copy.p[t]!);
+    out.copyBucket.push(copy.bucket[t]!);
+  }
+}
+
 /** Fits λ (GPT vs n-gram, per n-gram bucket), then μ (copy vs that mixture, per match length). */
 export function fitWeights(s: TokenScores, order: number): { mixture: MixtureWeights; copy: MixtureWeights } {
   const mixture = fitMixtureWeights(s.pGpt, s.pNgram, s.bucket, mixtureBuckets(order));
@@ -144,16 +155,7 @@ export async function scoreForFit(model: Gpt, kn: KneserNey, cache: CacheParams,
   const session = new NgramSession(kn, cache);
   const copy = new CopySession(corpus, kn.eotId);
   for (const doc of docs) {
-    const g = gptTokenLosses(model, [doc])[0]!;
-    const k = ngramTokenScores(session, [doc])[0]!;
-    const c = copyTokenScores(copy, [doc])[0]!;
-    for (let t = 0; t < g.length; t++) {
-      out.pGpt.push(Math.exp(-g[t]!));
-      out.pNgram.push(Math.exp(-k.nll[t]!));
-      out.bucket.push(k.bucket[t]!);
-      out.pCopy.push(c.p[t]!);
-      out.copyBucket.push(c.bucket[t]!);
-    }
+    appendScores(out, gptTokenLosses(model, [doc])[0]!, ngramTokenScores(session, [doc])[0]!, copyTokenScores(copy, [doc])[0]!);
     await new Promise((r) => setImmediate(r));
   }
   return out;
