@@ -10,9 +10,10 @@ import { join } from 'node:path';
 import { BpeTokenizer } from '../src/ml/bpe';
 import { KneserNey, NgramSession } from '../src/ml/ngram';
 import { gptTokenLosses } from '../src/server/evaluate';
-import { copyTokenScores, fitMixture, ngramTokenScores } from '../src/ml/mixture';
+import { copyTokenScores, ngramTokenScores } from '../src/ml/mixture';
 import { CopyCorpus, CopySession } from '../src/ml/copyModel';
-import { fitDocuments, fitWeights, readU16, trainNgram } from '../src/server/ngramCompanion';
+import { fitDocuments, fitWeights, trainNgram } from '../src/server/ngramCompanion';
+import { tokensFromBytes } from '../src/ml/dataset';
 import { loadServingModel } from '../src/server/servingModel';
 import { CompletionEngine, CompletionModel } from '../src/server/completion';
 import { DEFAULT_COMPLETION_SETTINGS } from '../src/shared/protocol';
@@ -201,22 +202,22 @@ test('the served model carries the n-gram companion: built from train.bin, its w
   const served = await loadServingModel(run);
   assert.ok(served.ngram !== undefined, served.ngramSkipped);
   const tok = served.tokenizer;
-  const { kn, cache } = trainNgram(readU16(readFileSync(join(run, 'data', 'train.bin'))), tok.vocabSize, tok.eotId);
+  const trainTokens = tokensFromBytes(readFileSync(join(run, 'data', 'train.bin')));
+  const { kn, cache } = trainNgram(trainTokens, tok.vocabSize, tok.eotId);
   assert.deepEqual(served.ngram.session.params, cache);
-  // The slow path: all fit documents at once, in one synchronous call per model.
-  const docs = fitDocuments(readU16(readFileSync(join(run, 'data', 'val.bin'))), tok.eotId);
-  const ref = fitMixture(served.model, new NgramSession(kn, cache), docs);
-  assert.equal(served.ngram.mixture.weights.length, 16);
-  served.ngram.mixture.weights.forEach((w, b) => assert.ok(Math.abs(w - ref.weights[b]!) < 1e-6, `bucket ${b}: ${w} vs ${ref.weights[b]}`));
-  // The copy model's weights: its per-token scores against the GPT + n-gram mixture, fitted by EM.
   assert.ok(served.copy !== undefined);
+  // The slow path: all fit documents at once, in one synchronous call per model, then the EM fit
+  // of the GPT's share λ and of the copy model's share μ (against the GPT + n-gram mixture).
+  const docs = fitDocuments(tokensFromBytes(readFileSync(join(run, 'data', 'val.bin'))), tok.eotId);
   const g = gptTokenLosses(served.model, docs).flatMap((x) => Array.from(x, (l) => Math.exp(-l)));
   const k = ngramTokenScores(new NgramSession(kn, cache), docs);
-  const c = copyTokenScores(new CopySession(new CopyCorpus(readU16(readFileSync(join(run, 'data', 'train.bin'))), tok.eotId), tok.eotId), docs);
+  const c = copyTokenScores(new CopySession(new CopyCorpus(trainTokens, tok.eotId), tok.eotId), docs);
   const refAll = fitWeights({
     pGpt: g, pNgram: k.flatMap((x) => Array.from(x.nll, (l) => Math.exp(-l))), bucket: k.flatMap((x) => Array.from(x.bucket)),
     pCopy: c.flatMap((x) => Array.from(x.p)), copyBucket: c.flatMap((x) => Array.from(x.bucket)),
   }, kn.order);
+  assert.equal(served.ngram.mixture.weights.length, 16);
+  served.ngram.mixture.weights.forEach((w, b) => assert.ok(Math.abs(w - refAll.mixture.weights[b]!) < 1e-6, `bucket ${b}: ${w} vs ${refAll.mixture.weights[b]}`));
   assert.equal(served.copy.mixture.weights[0], 0, 'no match: the copy model has no say');
   served.copy.mixture.weights.forEach((w, b) => assert.ok(Math.abs(w - refAll.copy.weights[b]!) < 1e-6, `copy bucket ${b}: ${w} vs ${refAll.copy.weights[b]}`));
   // Without the run's data (an imported model) the GPT serves alone, and says why.

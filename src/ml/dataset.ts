@@ -279,6 +279,15 @@ export class BatchLoader {
  * A fixed, deterministic set of validation windows (evenly spaced, non-overlapping), so every
  * evaluation of a run measures the same text and val losses are comparable across steps.
  */
+/**
+ * train.bin/val.bin bytes (uint16 little-endian token ids) as a Uint16Array over a copy, aligned
+ * whatever the offset of the buffer they came in; a trailing odd byte is ignored.
+ */
+export function tokensFromBytes(bytes: Uint8Array): Uint16Array {
+  const copy = Uint8Array.prototype.slice.call(bytes);
+  return new Uint16Array(copy.buffer, 0, Math.floor(copy.byteLength / 2));
+}
+
 export function validationBatches(tokens: Uint16Array, B: number, T: number, maxBatches: number): { ids: Int32Array; targets: Int32Array }[] {
   const windows = Math.floor((tokens.length - 1) / T);
   if (windows < 1) return [];

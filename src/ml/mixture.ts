@@ -236,21 +236,3 @@ export function splitDocuments(tokens: ArrayLike<number>, eot: number): number[]
   if (cur.length > 1) docs.push([...cur, eot]);
   return docs;
 }
-
-/** Fits the mixture of `model` and the n-gram session on held-out documents ([eot, …file, eot]). */
-export function fitMixture(model: Gpt, session: NgramSession, docs: number[][], onProgress?: (f: number) => void): MixtureWeights {
-  const g = gptTokenLosses(model, docs, onProgress);
-  const k = ngramTokenScores(session, docs);
-  const N = g.reduce((s, x) => s + x.length, 0);
-  const pg = new Float64Array(N), pn = new Float64Array(N), b = new Uint8Array(N);
-  let o = 0;
-  for (let d = 0; d < docs.length; d++) {
-    const gd = g[d]!, kd = k[d]!;
-    for (let t = 0; t < gd.length; t++, o++) {
-      pg[o] = Math.exp(-gd[t]!);
-      pn[o] = Math.exp(-kd.nll[t]!);
-      b[o] = kd.bucket[t]!;
-    }
-  }
-  return fitMixtureWeights(pg, pn, b, mixtureBuckets(session.kn.order));
-}

@@ -30,7 +30,8 @@ import type { Document } from '../ml/dataset';
 import { DEFAULT_COMPLETION_SETTINGS } from '../shared/protocol';
 import { CompletionEngine, CompletionModel } from './completion';
 import { indexFolder } from './corpus';
-import { appendScores, emptyScores, findRunDir, fitWeights, readU16, TokenScores, trainNgram } from './ngramCompanion';
+import { appendScores, emptyScores, findRunDir, fitWeights, TokenScores, trainNgram } from './ngramCompanion';
+import { tokensFromBytes } from '../ml/dataset';
 import { loadServingModel, ServingModel } from './servingModel';
 
 export { gptTokenLosses };
@@ -230,7 +231,7 @@ export async function runEvaluation(opts: EvalOptions): Promise<EvalReport> {
   const runDir = await findRunDir(opts.checkpoint, served.dir);
   if (runDir === null) throw new Error(`no data/meta.json next to ${path.resolve(opts.checkpoint)}: eval needs the run directory (the train --out folder), which holds the training tokens`);
   const meta = JSON.parse(await fs.readFile(path.join(runDir, 'data', 'meta.json'), 'utf8')) as DatasetMeta;
-  const trainTokens = readU16(await fs.readFile(path.join(runDir, 'data', 'train.bin')));
+  const trainTokens = tokensFromBytes(await fs.readFile(path.join(runDir, 'data', 'train.bin')));
 
   progress('files', 0);
   const loaded = await loadDocuments(opts, runDir, meta);

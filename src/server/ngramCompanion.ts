@@ -17,6 +17,7 @@ import type { Gpt } from '../ml/gpt';
 import { copyTokenScores, fitCopyWeights, fitMixtureWeights, gptTokenLosses, MixtureWeights, mixtureBuckets, ngramTokenScores, splitDocuments } from '../ml/mixture';
 import { COPY_BUCKETS, CopyCorpus, CopySession } from '../ml/copyModel';
 import { CacheParams, DEFAULT_CACHE, DEFAULT_NGRAM_ORDER, KneserNey, NgramSession, tuneCache } from '../ml/ngram';
+import { tokensFromBytes } from '../ml/dataset';
 
 export interface NgramCompanion {
   kn: KneserNey;
@@ -75,11 +76,6 @@ export async function findRunDir(...candidates: string[]): Promise<string | null
     }
   }
   return null;
-}
-
-export function readU16(bytes: Uint8Array): Uint16Array {
-  const copy = Uint8Array.prototype.slice.call(bytes);
-  return new Uint16Array(copy.buffer, 0, Math.floor(copy.byteLength / 2));
 }
 
 /** Splits train.bin at a file boundary near the end: [train part, held-out part for tuning]. */
@@ -183,7 +179,7 @@ export async function loadNgramCompanion(dir: string, model: Gpt, tokenizer: Bpe
   const key = `${trainPath}|${st.size}|${st.mtimeMs}|${tokenizer.vocabSize}`;
   if (lastNgram?.key !== key) {
     lastNgram = null; // let the old model go before building the new one
-    const tokens = readU16(await fs.readFile(trainPath));
+    const tokens = tokensFromBytes(await fs.readFile(trainPath));
     const corpus = new CopyCorpus(tokens, tokenizer.eotId);
     const meta = JSON.parse(await fs.readFile(path.join(data, 'meta.json'), 'utf8').catch(() => '{}')) as { train_paths?: unknown };
     if (Array.isArray(meta.train_paths) && meta.train_paths.every((p) => typeof p === 'string')) corpus.setFilePaths(meta.train_paths as string[]);
@@ -191,7 +187,7 @@ export async function loadNgramCompanion(dir: string, model: Gpt, tokenizer: Bpe
   }
   const { kn, cache, corpus } = lastNgram;
   const val = await fs.readFile(path.join(data, 'val.bin')).catch(() => null);
-  const docs = val === null ? [] : fitDocuments(readU16(val), tokenizer.eotId);
+  const docs = val === null ? [] : fitDocuments(tokensFromBytes(val), tokenizer.eotId);
   if (docs.length === 0) return { skipped: 'no held-out tokens to fit the mixture on' };
   const { mixture, copy } = fitWeights(await scoreForFit(model, kn, cache, corpus, docs), kn.order);
   return { kn, cache, mixture, corpus, copy, trainTokens: kn.stats.tokens };

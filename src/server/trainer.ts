@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { DEFAULT_FANOUT, DEFAULT_MEMORY_CAP_MB, DEFAULT_TRAIN, ModelConfig, parameterCount, PREP_BYTES_PER_SOURCE_BYTE, PRESETS, PresetName, TrainConfig } from '../ml/config';
 import { BpeTokenizer } from '../ml/bpe';
-import { BatchLoader, validationBatches } from '../ml/dataset';
+import { BatchLoader, tokensFromBytes, validationBatches } from '../ml/dataset';
 import { Gpt } from '../ml/gpt';
 import { AdamW, learningRate, LrSchedule } from '../ml/adamw';
 import { Rng } from '../ml/rng';
@@ -99,11 +99,6 @@ function tokensHash(train: Uint16Array, val: Uint16Array): string {
     .digest('hex');
 }
 
-function readU16(bytes: Buffer): Uint16Array {
-  const copy = Uint8Array.prototype.slice.call(bytes);
-  return new Uint16Array(copy.buffer, 0, Math.floor(copy.byteLength / 2));
-}
-
 interface Prepared {
   tokenizer: BpeTokenizer;
   train: Uint16Array;
@@ -178,8 +173,8 @@ async function prepareDataset(opts: TrainOptions, vocabSize: number, emit: Train
 async function loadSavedDataset(outDir: string, hash: string, tokenizer: BpeTokenizer): Promise<Prepared | null> {
   const dataDir = path.join(outDir, 'data');
   try {
-    const train = readU16(await fs.readFile(path.join(dataDir, 'train.bin')));
-    const val = readU16(await fs.readFile(path.join(dataDir, 'val.bin')));
+    const train = tokensFromBytes(await fs.readFile(path.join(dataDir, 'train.bin')));
+    const val = tokensFromBytes(await fs.readFile(path.join(dataDir, 'val.bin')));
     if (tokensHash(train, val) !== hash) return null;
     return { tokenizer, train, val, hash };
   } catch {
