@@ -16,8 +16,8 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Rng } from '../src/ml/rng';
 import { DEFAULT_COMPLETION_SETTINGS } from '../src/shared/protocol';
-import { CompletionEngine, CompletionModel, CompletionResult } from '../src/server/completion';
-import { loadServingModel } from '../src/server/servingModel';
+import { CompletionEngine, CompletionModel, CompletionResult } from '../src/completion/engine';
+import { loadServingModel } from '../src/completion/servingModel';
 
 const root = path.join(__dirname, '..');
 const { values } = parseArgs({ args: process.argv.slice(2), options: { checkpoint: { type: 'string' }, requests: { type: 'string' }, folder: { type: 'string' } } });

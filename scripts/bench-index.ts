@@ -15,7 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { BpeTokenizer } from '../src/ml/bpe';
 import { encodeDocuments } from '../src/ml/dataset';
-import { indexFolder } from '../src/server/corpus';
+import { indexFolder } from '../src/corpus/corpus';
 
 const SOURCE_EXTENSIONS = new Set(['.ts', '.js', '.mjs', '.cjs']);
 /** Sizes kept: real modules, not one-line re-exports nor huge generated .d.ts files. */

@@ -9,7 +9,7 @@ import { AdamW } from '../src/ml/adamw';
 import { BpeTokenizer } from '../src/ml/bpe';
 import { Rng } from '../src/ml/rng';
 import { DEFAULT_TRAIN } from '../src/ml/config';
-import { loadCheckpoint, saveCheckpoint, listCheckpoints } from '../src/server/checkpoint';
+import { loadCheckpoint, saveCheckpoint, listCheckpoints } from '../src/run/checkpoint';
 import { assertClose } from './helpers';
 
 const corpus = [

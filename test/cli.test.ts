@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadCheckpoint } from '../src/server/checkpoint';
+import { loadCheckpoint } from '../src/run/checkpoint';
 import { InferenceSession, sampleToken } from '../src/ml/sample';
 import { Rng } from '../src/ml/rng';
 

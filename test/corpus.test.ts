@@ -12,9 +12,9 @@ import { dirname, join } from 'node:path';
 import { BpeTokenizer } from '../src/ml/bpe';
 import { encodeDocuments } from '../src/ml/dataset';
 import { Rng } from '../src/ml/rng';
-import { expandBraces, globMatcher, hasGeneratedHeader, indexFolder, notebookToText, SkipTally } from '../src/server/corpus';
-import { compileSecretPatterns, redactSecrets, redactSecretsInBytes } from '../src/server/secrets';
-import { loadCheckpoint } from '../src/server/checkpoint';
+import { expandBraces, globMatcher, hasGeneratedHeader, indexFolder, notebookToText, SkipTally } from '../src/corpus/corpus';
+import { compileSecretPatterns, redactSecrets, redactSecretsInBytes } from '../src/corpus/secrets';
+import { loadCheckpoint } from '../src/run/checkpoint';
 
 const MB = 1_000_000;
 const latin1 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');

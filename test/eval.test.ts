@@ -9,13 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BpeTokenizer } from '../src/ml/bpe';
 import { KneserNey, NgramSession } from '../src/ml/ngram';
-import { gptTokenLosses } from '../src/server/evaluate';
+import { gptTokenLosses } from '../src/eval/evaluate';
 import { copyTokenScores, ngramTokenScores } from '../src/ml/mixture';
 import { CopyCorpus, CopySession } from '../src/ml/copyModel';
-import { fitDocuments, fitWeights, trainNgram } from '../src/server/ngramCompanion';
+import { fitDocuments, fitWeights, trainNgram } from '../src/completion/countModels';
 import { tokensFromBytes } from '../src/ml/dataset';
-import { loadServingModel } from '../src/server/servingModel';
-import { CompletionEngine, CompletionModel } from '../src/server/completion';
+import { loadServingModel } from '../src/completion/servingModel';
+import { CompletionEngine, CompletionModel } from '../src/completion/engine';
 import { DEFAULT_COMPLETION_SETTINGS } from '../src/shared/protocol';
 import { Rng } from '../src/ml/rng';
 

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, AddressInfo } from 'node:net';
-import { loadCheckpoint } from '../src/server/checkpoint';
+import { loadCheckpoint } from '../src/run/checkpoint';
 import { validationBatches } from '../src/ml/dataset';
 import { decodeSafetensors, encodeSafetensors } from '../src/ml/safetensors';
 import { assertClose } from './helpers';

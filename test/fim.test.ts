@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BatchLoader, fimWindow } from '../src/ml/dataset';
 import { Rng } from '../src/ml/rng';
-import { runTraining } from '../src/server/trainer';
-import { loadServingModel } from '../src/server/servingModel';
-import { CompletionEngine } from '../src/server/completion';
+import { runTraining } from '../src/training/trainer';
+import { loadServingModel } from '../src/completion/servingModel';
+import { CompletionEngine } from '../src/completion/engine';
 import { DEFAULT_COMPLETION_SETTINGS } from '../src/shared/protocol';
 
 // Special ids far above the document ids used here.

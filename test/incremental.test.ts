@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildDataset, BuildInput } from '../src/server/datasetBuilder';
+import { buildDataset, BuildInput } from '../src/corpus/datasetBuilder';
 import type { TrainEvent } from '../src/shared/trainEvents';
 
 function fixture(): string {

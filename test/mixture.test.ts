@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { fitMixtureWeights, mixLogits, mixtureBucket, mixtureBuckets, splitDocuments } from '../src/ml/mixture';
 import { KneserNey, NgramSession } from '../src/ml/ngram';
 import { BpeTokenizer } from '../src/ml/bpe';
-import { CompletionEngine } from '../src/server/completion';
+import { CompletionEngine } from '../src/completion/engine';
 import { DEFAULT_COMPLETION_SETTINGS } from '../src/shared/protocol';
-import { capTokens } from '../src/server/ngramCompanion';
+import { capTokens } from '../src/completion/countModels';
 import { Rng } from '../src/ml/rng';
 
 const close = (a: number, b: number, eps: number, why = ''): void => assert.ok(Math.abs(a - b) <= eps, `${a} vs ${b} ${why}`);

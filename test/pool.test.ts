@@ -3,9 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { reductionTree, splitBatch, splitRange } from '../src/server/reductionTree';
-import { TrainingPool } from '../src/server/trainingPool';
-import { distPath } from '../src/server/distFiles';
+import { reductionTree, splitBatch, splitRange } from '../src/training/reductionTree';
+import { TrainingPool } from '../src/training/trainingPool';
+import { distPath } from '../src/runtime/distFiles';
 import { PRESETS } from '../src/ml/config';
 import { Gpt } from '../src/ml/gpt';
 import { AdamW, clipGradNorm } from '../src/ml/adamw';

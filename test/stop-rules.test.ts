@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkStop, fitToLine, trimAgainstSuffix } from '../src/server/stopRules';
+import { checkStop, fitToLine, trimAgainstSuffix } from '../src/completion/stopRules';
 
 test('line mode stops at the first newline and drops it', () => {
   const ctx = { mode: 'line' as const, cursorIndent: '  ', atLineStart: false };

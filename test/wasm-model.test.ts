@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { Gpt } from '../src/ml/gpt';
 import { Rng } from '../src/ml/rng';
 import { createWasmRuntime } from '../src/ml/wasmRuntime';
-import { readKernelWasm } from '../src/server/distFiles';
+import { readKernelWasm } from '../src/runtime/distFiles';
 import { assertClose } from './helpers';
 import { InferenceSession } from '../src/ml/sample';
 

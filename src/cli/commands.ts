@@ -6,13 +6,13 @@ import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 import { DEFAULT_PRESET, DEFAULT_TIME_BUDGET_MINUTES, isPresetName, parameterCount, PRESETS, TrainConfig } from '../ml/config';
 import { contextWindow, sampleToken } from '../ml/sample';
-import { loadServingModel } from '../server/servingModel';
+import { loadServingModel } from '../completion/servingModel';
 import { createConnection, ProposedFeatures, StreamMessageReader, StreamMessageWriter } from 'vscode-languageserver/node';
 import { startLanguageServer } from '../server/languageServer';
 import { Rng } from '../ml/rng';
-import { runTraining } from '../server/trainer';
-import { loadCheckpoint } from '../server/checkpoint';
-import { formatEvalSummary, readEvalReport, summarizeEval } from '../server/evaluate';
+import { runTraining } from '../training/trainer';
+import { loadCheckpoint } from '../run/checkpoint';
+import { formatEvalSummary, readEvalReport, summarizeEval } from '../eval/evaluate';
 import type { TrainEvent } from '../shared/trainEvents';
 import { formatDuration, ProgressRenderer } from './progressBar';
 

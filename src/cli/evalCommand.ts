@@ -1,8 +1,8 @@
-// `workspace-lm eval`: the quality report of a run (see server/evaluate.ts) as a table on the
+// `workspace-lm eval`: the quality report of a run (see eval/evaluate.ts) as a table on the
 // terminal or one JSON object with --json; also left in <checkpoint>/eval.json for `info`.
 
 import { parseArgs } from 'node:util';
-import { EvalReport, LineSummary, runEvaluation, writeEvalReport } from '../server/evaluate';
+import { EvalReport, LineSummary, runEvaluation, writeEvalReport } from '../eval/evaluate';
 import { UsageError } from './commands';
 import { formatBytes, formatDuration } from './progressBar';
 

@@ -1,8 +1,8 @@
 // `workspace-lm export` and `workspace-lm import`: a run's PyTorch training bundle out, a model
-// trained elsewhere back in as the served model (src/server/exportBundle.ts does the work).
+// trained elsewhere back in as the served model (src/run/exportBundle.ts does the work).
 
 import * as path from 'node:path';
-import { exportBundle, importModel, resolveRunDir } from '../server/exportBundle';
+import { exportBundle, importModel, resolveRunDir } from '../run/exportBundle';
 import { parse, UsageError } from './commands';
 
 export async function exportCommand(argv: string[]): Promise<number> {

@@ -13,8 +13,8 @@ import {
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { CompletionSettings, DEFAULT_COMPLETION_SETTINGS, InitializationOptions, Methods, ModelStatusParams, StartTrainingParams, TrainingStatus } from '../shared/protocol';
 import { TrainingService } from './trainingService';
-import { exportBundle, importModel } from './exportBundle';
-import { CompletionEngine, CompletionResult } from './completion';
+import { exportBundle, importModel } from '../run/exportBundle';
+import { CompletionEngine, CompletionResult } from '../completion/engine';
 import { ModelWatcher } from './modelWatcher';
 
 export interface ServerOptions {

@@ -6,8 +6,8 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ModelStatusParams } from '../shared/protocol';
-import { listCheckpoints } from './checkpoint';
-import { loadServingModel, ServingModel } from './servingModel';
+import { listCheckpoints } from '../run/checkpoint';
+import { loadServingModel, ServingModel } from '../completion/servingModel';
 
 export class ModelWatcher {
   private current: ServingModel | null = null;

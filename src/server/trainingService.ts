@@ -8,10 +8,10 @@ import * as path from 'node:path';
 import { DEFAULT_PRESET, isPresetName } from '../ml/config';
 import type { TrainEvent } from '../shared/trainEvents';
 import type { LossPoint, StartTrainingParams, TrainingSnapshot, TrainingStatus, ValPoint } from '../shared/protocol';
-import { runTraining } from './trainer';
-import { TrainControl } from './trainControl';
-import type { TrainerState } from './checkpoint';
-import { readEvalReport, summarizeEval } from './evaluate';
+import { runTraining } from '../training/trainer';
+import { TrainControl } from '../training/trainControl';
+import type { TrainerState } from '../run/checkpoint';
+import { readEvalReport, summarizeEval } from '../eval/evaluate';
 
 /** Chart points kept in memory; older ones are thinned (every other point) beyond this. */
 const MAX_POINTS = 2000;

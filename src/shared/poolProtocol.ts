@@ -4,7 +4,6 @@
 
 import type { ModelConfig } from '../ml/config';
 import type { TrainEvent } from './trainEvents';
-import type { BuildOutput } from '../server/datasetBuilder';
 import type { WasmMemory, WasmModule } from '../ml/kernels/wasmKernels';
 
 /** One member of the reduction tree: its gradient buffer and its activation region. */
@@ -57,3 +56,47 @@ export type PrepareMessage =
   | { type: 'event'; event: TrainEvent }
   | { type: 'done'; result: BuildOutput }
   | { type: 'error'; message: string };
+
+// ---- The prepare worker (index + tokenizer + encode, worker/prepareWorker.ts): its input and result.
+
+export interface BuildInput {
+  folders: string[];
+  /** Never indexed (the run's own output directory). */
+  excludeDirs: string[];
+  vocabSize: number;
+  /** Reuse this tokenizer (Hugging Face JSON) instead of training one. */
+  tokenizerJson: unknown | null;
+  /** With a reused tokenizer: train a new one anyway when more than TOKENIZER_DRIFT of the code changed. */
+  retrainTokenizerOnDrift?: boolean;
+  /** Where the per-file token cache lives (the run's data/ directory); none: no cache. */
+  cacheDir?: string;
+  excludeGlobs?: string[];
+  includeGlobs?: string[];
+  extraSecretPatterns?: string[];
+  /** Source bytes to keep at most, over all folders (beyond it: a deterministic sample). */
+  maxTotalBytes?: number;
+  /** For the message when sampling happens. */
+  memoryCapMb?: number;
+}
+
+export interface BuildStats {
+  /** Files read from disk. */
+  filesRead: number;
+  /** Files tokenized (read files; all files when the tokenizer was trained). */
+  filesEncoded: number;
+  /** Files whose tokens came from the cache. */
+  filesReused: number;
+  tokenizerTrained: boolean;
+}
+
+export interface BuildOutput {
+  tokenizerJson: unknown;
+  train: Uint16Array;
+  val: Uint16Array;
+  trainFiles: number;
+  /** The training files in train.bin's order (each followed by one eot). */
+  trainPaths: string[];
+  valFiles: string[];
+  corpusBytes: number;
+  stats: BuildStats;
+}

@@ -2,9 +2,9 @@
 // thread. Progress events stream back as they happen; the token arrays are transferred, not
 // copied; when the thread exits, the memory of tokenizer training goes with it.
 import { parentPort, workerData } from 'node:worker_threads';
-import { buildDataset, BuildInput } from '../server/datasetBuilder';
+import { buildDataset, BuildInput } from '../corpus/datasetBuilder';
 import type { PrepareMessage } from '../shared/poolProtocol';
-import { lowerThreadPriority } from '../server/priority';
+import { lowerThreadPriority } from '../runtime/priority';
 
 lowerThreadPriority();
 

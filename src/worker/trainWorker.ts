@@ -5,7 +5,7 @@
 
 // Node's own workerData: piscina passes ours through unchanged (and this works when bundled).
 import { workerData } from 'node:worker_threads';
-import { lowerThreadPriority } from '../server/priority';
+import { lowerThreadPriority } from '../runtime/priority';
 import type { PoolSetup, PoolTask } from '../shared/poolProtocol';
 import { Gpt, parameterLayout, ParamTensor } from '../ml/gpt';
 import { attachWasmRuntime, WasmRuntime } from '../ml/wasmRuntime';

@@ -16,7 +16,7 @@ import { compileKernelsChecked } from '../ml/wasmRuntime';
 import { createKernelMemory, KERNEL_MAX_PAGES, KERNEL_SCRATCH_BYTES } from '../ml/kernels/wasmKernels';
 import type { PoolSetup, PoolTask, SlotRegion } from '../shared/poolProtocol';
 import { reductionTree, ReductionTree, splitBatch, splitRange } from './reductionTree';
-import { distPath, readKernelWasm } from './distFiles';
+import { distPath, readKernelWasm } from '../runtime/distFiles';
 
 export interface PoolOptions {
   cfg: ModelConfig;

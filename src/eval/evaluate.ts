@@ -28,11 +28,11 @@ import { COPY_BUCKETS, copyBucketNames, CopyCorpus, CopySession } from '../ml/co
 import { CacheParams, DEFAULT_NGRAM_ORDER, NgramSession } from '../ml/ngram';
 import type { Document } from '../ml/dataset';
 import { DEFAULT_COMPLETION_SETTINGS } from '../shared/protocol';
-import { CompletionEngine, CompletionModel } from './completion';
-import { indexFolder } from './corpus';
-import { appendScores, emptyScores, findRunDir, fitWeights, TokenScores, trainNgram } from './ngramCompanion';
+import { CompletionEngine, CompletionModel } from '../completion/engine';
+import { indexFolder } from '../corpus/corpus';
+import { appendScores, emptyScores, findRunDir, fitWeights, TokenScores, trainNgram } from '../completion/countModels';
 import { tokensFromBytes } from '../ml/dataset';
-import { loadServingModel, ServingModel } from './servingModel';
+import { loadServingModel, ServingModel } from '../completion/servingModel';
 
 export { gptTokenLosses };
 

@@ -15,13 +15,13 @@ import { AdamW, learningRate, LrSchedule } from '../ml/adamw';
 import { Rng } from '../ml/rng';
 import type { TrainEventSink } from '../shared/trainEvents';
 import { Worker } from 'node:worker_threads';
-import { buildDataset, BuildInput, BuildOutput, BuildStats } from './datasetBuilder';
-import { distPath } from './distFiles';
-import { PER_THREAD_PRIORITY } from './priority';
+import { buildDataset, BuildInput, BuildOutput, BuildStats } from '../corpus/datasetBuilder';
+import { distPath } from '../runtime/distFiles';
+import { PER_THREAD_PRIORITY } from '../runtime/priority';
 import type { PrepareMessage } from '../shared/poolProtocol';
 import { createEngine, TrainEngine } from './trainEngine';
 import type { TrainControl } from './trainControl';
-import { EvalPoint, HistoryPoint, listCheckpoints, loadCheckpoint, saveCheckpoint, TrainerState } from './checkpoint';
+import { EvalPoint, HistoryPoint, listCheckpoints, loadCheckpoint, saveCheckpoint, TrainerState } from '../run/checkpoint';
 
 export interface TrainOptions {
   /** Folders to train on (a multi-root workspace has several). */

@@ -6,7 +6,7 @@ import { ModelConfig } from '../ml/config';
 import { Gpt } from '../ml/gpt';
 import { AdamW, AdamWHyper, clipGradNorm } from '../ml/adamw';
 import { StepResult, TrainingPool } from './trainingPool';
-import { distPath } from './distFiles';
+import { distPath } from '../runtime/distFiles';
 
 export interface TrainEngine {
   /** Weights (and, for the in-process engine, gradients) — what checkpoints save. */

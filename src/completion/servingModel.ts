@@ -11,9 +11,9 @@ import { NgramSession } from '../ml/ngram';
 import { CopySession } from '../ml/copyModel';
 import { InferenceSession } from '../ml/sample';
 import { createWasmRuntime } from '../ml/wasmRuntime';
-import { loadCheckpoint } from './checkpoint';
-import { readKernelWasm } from './distFiles';
-import { loadNgramCompanion } from './ngramCompanion';
+import { loadCheckpoint } from '../run/checkpoint';
+import { readKernelWasm } from '../runtime/distFiles';
+import { loadNgramCompanion } from './countModels';
 
 /** The n-gram part of the served model: a session over the document and the GPT's share per bucket. */
 export interface ServedNgram {
