@@ -15,8 +15,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Rng } from '../src/ml/rng';
-import { DEFAULT_COMPLETION_SETTINGS } from '../src/shared/protocol';
-import { CompletionEngine, CompletionModel, CompletionResult } from '../src/completion/engine';
+import { DEFAULT_COMPLETION_SETTINGS } from '../src/ml/config';
+import { CompletionEngine, CompletionResult } from '../src/completion/engine';
+import type { ServedModelMode } from '../src/ml/servedModel';
 import { loadServingModel } from '../src/completion/servingModel';
 
 const root = path.join(__dirname, '..');
@@ -50,9 +51,9 @@ async function main(): Promise<void> {
   });
   const never = (): boolean => false;
 
-  const measure = async (model: CompletionModel) => {
+  const measure = async (mode: ServedModelMode) => {
     // Caches of finished suggestions off: every request really decodes; only the KV cache differs.
-    const engine = new CompletionEngine(() => model, settings, { reuseSuggestions: false, useCache: false, trace: true });
+    const engine = new CompletionEngine(() => served, { ...settings, model: mode }, { reuseSuggestions: false, useCache: false, trace: true });
     // Warm-up (JIT, first allocations).
     for (const c of cuts.slice(0, 5)) await engine.complete({ uri: 'w', text: c.text, offset: c.offset }, never);
     const cold: number[] = [];
@@ -61,8 +62,7 @@ async function main(): Promise<void> {
     for (const c of cuts) {
       // Cold: nothing cached, in the GPT nor in the n-gram and copy models (they replay the file).
       served.session.reset();
-      served.ngram?.session.reset();
-      served.copy?.session.reset();
+      served.decoder(mode)?.forgetHistory();
       const t0 = performance.now();
       const r = await engine.complete({ uri: 'cold', text: c.text, offset: c.offset }, never);
       cold.push(performance.now() - t0);
@@ -86,16 +86,15 @@ async function main(): Promise<void> {
     }
     return { cold, coldTrace, coldTokens, cont, contTrace, prefilled };
   };
-  const gptOnly: CompletionModel = { ...served, ngram: undefined, copy: undefined };
-  const full = served.ngram !== undefined ? await measure(served) : null;
-  const alone = await measure(gptOnly);
+  const full = served.counts !== undefined ? await measure('served') : null;
+  const alone = await measure('gpt');
 
   const row = (name: string, xs: number[]): string =>
     `${name.padEnd(44)}${percentile(xs, 50).toFixed(1).padStart(8)}${percentile(xs, 95).toFixed(1).padStart(8)}${Math.max(...xs).toFixed(1).padStart(8)}`;
   const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
   console.log(`\nbench:complete — ${N} requests, single-line, ≤ 32 new tokens, context ${served.model.cfg.contextLength}, ${(served.model.numParams / 1e6).toFixed(2)}M params, ${served.model.ops.name}`);
   console.log(`GPT alone: mean new tokens ${mean(alone.coldTokens).toFixed(1)}; mean prompt ${mean(alone.coldTrace.map((t) => t.window.length)).toFixed(0)} tokens cold, ${mean(alone.prefilled).toFixed(1)} prefilled when typing`);
-  if (full === null) console.log(`no n-gram/copy models (${served.ngramSkipped ?? '?'}): only the GPT is measured`);
+  if (full === null) console.log(`no n-gram/copy models (${served.countsSkipped ?? '?'}): only the GPT is measured`);
   else console.log(`as served: mean new tokens ${mean(full.coldTokens).toFixed(1)} (its suggestions differ from the GPT's, so the work differs too)`);
   console.log(`\n${'latency (ms)'.padEnd(44)}${'p50'.padStart(8)}${'p95'.padStart(8)}${'max'.padStart(8)}`);
   if (full !== null) {

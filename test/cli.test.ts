@@ -6,9 +6,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadCheckpoint } from '../src/run/checkpoint';
-import { InferenceSession, sampleToken } from '../src/ml/sample';
-import { Rng } from '../src/ml/rng';
+import { loadServingModel } from '../src/completion/servingModel';
+import { CompletionEngine } from '../src/completion/engine';
+import { DEFAULT_COMPLETION_SETTINGS } from '../src/ml/config';
 
 const root = join(__dirname, '..');
 const cli = join(root, 'dist', 'cli.js');
@@ -82,23 +82,20 @@ test('kill -9 mid-run, then --resume: continues from the last checkpoint with th
   assert.equal(resumed.find((e) => e.event === 'done')!.steps, STEPS);
 });
 
-test('complete prints the greedy continuation of the model (same as decoding in-process)', async () => {
+test('complete prints what the completion engine suggests at the end of the text, per --model; bad flags are usage errors', async () => {
   const prompt = 'export function ';
-  const r = run(['complete', '--checkpoint', fullRun, '--max-tokens', '12'], prompt);
-  assert.equal(r.status, 0, r.stderr);
-  const ck = await loadCheckpoint(fullRun);
-  const session = new InferenceSession(ck.model);
-  let logits = session.prime(Array.from(ck.tokenizer.encode(prompt)));
-  const ids: number[] = [];
-  const banned = new Set([ck.tokenizer.specialId('<|fim_prefix|>'), ck.tokenizer.specialId('<|fim_middle|>'), ck.tokenizer.specialId('<|fim_suffix|>')]);
-  for (let i = 0; i < 12; i++) {
-    const { id } = sampleToken(logits, { temperature: 0, topP: 1 }, new Rng(0), banned);
-    if (id === ck.tokenizer.eotId) break;
-    ids.push(id);
-    logits = session.append(id);
+  const served = await loadServingModel(fullRun);
+  for (const model of ['served', 'gpt', 'counts'] as const) {
+    const r = run(['complete', '--checkpoint', fullRun, '--model', model, '--max-tokens', '12'], prompt);
+    assert.equal(r.status, 0, r.stderr);
+    // The same engine in-process, with the editor's settings and the flags' changes.
+    const engine = new CompletionEngine(() => served, { ...DEFAULT_COMPLETION_SETTINGS, model, maxTokens: 12 }, {});
+    const want = await engine.complete({ uri: 'untitled:stdin', text: prompt, offset: prompt.length }, () => false);
+    assert.equal(r.stdout, want.text + '\n', `--model ${model} (${want.reason})`);
   }
-  assert.ok(ids.length > 0);
-  assert.equal(r.stdout, ck.tokenizer.decode(ids) + '\n');
+  const bad = run(['complete', '--checkpoint', fullRun, '--model', 'bogus'], prompt);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--model expects one of served, gpt, counts/);
 });
 
 test('info shows the model and its training state', () => {

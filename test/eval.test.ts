@@ -12,11 +12,12 @@ import { KneserNey, NgramSession } from '../src/ml/ngram';
 import { gptTokenLosses } from '../src/eval/evaluate';
 import { copyTokenScores, ngramTokenScores } from '../src/ml/mixture';
 import { CopyCorpus, CopySession } from '../src/ml/copyModel';
-import { fitDocuments, fitWeights, trainNgram } from '../src/completion/countModels';
+import { fitDocuments, trainNgram } from '../src/completion/countModels';
+import { fitServedWeights } from '../src/ml/servedModel';
 import { tokensFromBytes } from '../src/ml/dataset';
-import { loadServingModel } from '../src/completion/servingModel';
+import { assembleServedModel, loadServingModel } from '../src/completion/servingModel';
 import { CompletionEngine, CompletionModel } from '../src/completion/engine';
-import { DEFAULT_COMPLETION_SETTINGS } from '../src/shared/protocol';
+import { DEFAULT_COMPLETION_SETTINGS } from '../src/ml/config';
 import { Rng } from '../src/ml/rng';
 
 const root = join(__dirname, '..');
@@ -150,7 +151,7 @@ test('eval writes eval.json next to trainer_state.json, and info shows it', () =
   assert.match(text.stdout, /^eval {8}bits\/byte [\d.]+ vs n-gram [\d.]+; next-line EM [\d.]+% vs [\d.]+%/m);
 });
 
-test('eval of another folder evaluates all its files; the terminal table; a clear error without a folder', () => {
+test('eval of another folder evaluates all its files; the terminal table; without a folder, the run\'s own', () => {
   const r = cliRun(['eval', '--checkpoint', run, other, '--json', '--cuts', '10']);
   assert.equal(r.status, 0, r.stderr);
   const j = JSON.parse(r.stdout) as Report;
@@ -165,9 +166,14 @@ test('eval of another folder evaluates all its files; the terminal table; a clea
   assert.match(t.stdout, /GPT alone \(this run\)/);
   assert.match(t.stdout, /n-gram baseline \(KN 4-gram \+ cache\)/);
   assert.match(t.stdout, /example 1: /);
-  const e = cliRun(['eval', '--checkpoint', run]);
-  assert.equal(e.status, 1);
-  assert.match(e.stderr, /needs the folder the run trained on/);
+  assert.match(t.stdout, /without the GPT \(n-gram \+ copy: the counts\)/);
+  assert.match(t.stdout, /what the GPT adds to the counts: [+-]\d/);
+  // Without a folder: the one the run recorded in data/meta.json, and its held-out files.
+  const e = cliRun(['eval', '--checkpoint', run, '--json', '--cuts', '5']);
+  assert.equal(e.status, 0, e.stderr);
+  const ej = JSON.parse(e.stdout) as Report;
+  assert.equal(ej.source, 'held-out');
+  assert.equal(ej.folder, corpus);
 });
 
 test('the GPT\'s per-token losses: one forward pass when a file fits the context; every token scored once otherwise', async () => {
@@ -200,33 +206,34 @@ test('the GPT\'s per-token losses: one forward pass when a file fits the context
 
 test('the served model carries the n-gram companion: built from train.bin, its weights fitted on val.bin (reproduced here)', async () => {
   const served = await loadServingModel(run);
-  assert.ok(served.ngram !== undefined, served.ngramSkipped);
+  assert.ok(served.counts !== undefined, served.countsSkipped);
   const tok = served.tokenizer;
   const trainTokens = tokensFromBytes(readFileSync(join(run, 'data', 'train.bin')));
   const { kn, cache } = trainNgram(trainTokens, tok.vocabSize, tok.eotId);
-  assert.deepEqual(served.ngram.session.params, cache);
-  assert.ok(served.copy !== undefined);
+  assert.deepEqual(served.counts.models.cache, cache);
   // The slow path: all fit documents at once, in one synchronous call per model, then the EM fit
   // of the GPT's share λ and of the copy model's share μ (against the GPT + n-gram mixture).
   const docs = fitDocuments(tokensFromBytes(readFileSync(join(run, 'data', 'val.bin'))), tok.eotId);
   const g = gptTokenLosses(served.model, docs).flatMap((x) => Array.from(x, (l) => Math.exp(-l)));
   const k = ngramTokenScores(new NgramSession(kn, cache), docs);
   const c = copyTokenScores(new CopySession(new CopyCorpus(trainTokens, tok.eotId), tok.eotId), docs);
-  const refAll = fitWeights({
+  const refAll = fitServedWeights({
     pGpt: g, pNgram: k.flatMap((x) => Array.from(x.nll, (l) => Math.exp(-l))), bucket: k.flatMap((x) => Array.from(x.bucket)),
     pCopy: c.flatMap((x) => Array.from(x.p)), copyBucket: c.flatMap((x) => Array.from(x.bucket)),
   }, kn.order);
-  assert.equal(served.ngram.mixture.weights.length, 16);
-  served.ngram.mixture.weights.forEach((w, b) => assert.ok(Math.abs(w - refAll.mixture.weights[b]!) < 1e-6, `bucket ${b}: ${w} vs ${refAll.mixture.weights[b]}`));
-  assert.equal(served.copy.mixture.weights[0], 0, 'no match: the copy model has no say');
-  served.copy.mixture.weights.forEach((w, b) => assert.ok(Math.abs(w - refAll.copy.weights[b]!) < 1e-6, `copy bucket ${b}: ${w} vs ${refAll.copy.weights[b]}`));
+  const w = served.counts.weights;
+  assert.equal(w.mixture.weights.length, 16);
+  w.mixture.weights.forEach((w, b) => assert.ok(Math.abs(w - refAll.mixture.weights[b]!) < 1e-6, `bucket ${b}: ${w} vs ${refAll.mixture.weights[b]}`));
+  assert.equal(w.copy.weights[0], 0, 'no match: the copy model has no say');
+  w.copy.weights.forEach((w, b) => assert.ok(Math.abs(w - refAll.copy.weights[b]!) < 1e-6, `copy bucket ${b}: ${w} vs ${refAll.copy.weights[b]}`));
   // Without the run's data (an imported model) the GPT serves alone, and says why.
   const bare = join(tmp, 'bare');
   mkdirSync(bare);
   for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) writeFileSync(join(bare, f), readFileSync(join(run, f)));
   const alone = await loadServingModel(bare);
-  assert.equal(alone.ngram, undefined);
-  assert.equal(alone.copy, undefined);
+  assert.equal(alone.counts, undefined);
+  assert.equal(alone.decoder('counts'), null, 'no counts mode without the run\'s data');
+  assert.ok(alone.decoder('served') !== null && !alone.decoder('served')!.followsHistory, 'served = the GPT alone');
   // Damaged training data (ids outside the vocabulary): the GPT still serves, with the reason.
   const damaged = join(tmp, 'damaged');
   mkdirSync(join(damaged, 'data'), { recursive: true });
@@ -234,14 +241,14 @@ test('the served model carries the n-gram companion: built from train.bin, its w
   for (const f of ['meta.json', 'tokenizer.json', 'val.bin']) writeFileSync(join(damaged, 'data', f), readFileSync(join(run, 'data', f)));
   writeFileSync(join(damaged, 'data', 'train.bin'), Buffer.from(new Uint16Array(5000).fill(65535).buffer));
   const hurt = await loadServingModel(damaged);
-  assert.equal(hurt.ngram, undefined);
-  assert.match(hurt.ngramSkipped ?? '', /n-gram model failed: token id 65535/);
-  assert.match(alone.ngramSkipped ?? '', /no training data/);
+  assert.equal(hurt.counts, undefined);
+  assert.match(hurt.countsSkipped ?? '', /n-gram model failed: token id 65535/);
+  assert.match(alone.countsSkipped ?? '', /no training data/);
 });
 
 test('typing: the n-gram and copy models replay only what changed, and suggest exactly what a fresh start would', async () => {
   const served = await loadServingModel(run);
-  assert.ok(served.ngram !== undefined && served.copy !== undefined);
+  assert.ok(served.counts !== undefined);
   const settings = { ...DEFAULT_COMPLETION_SETTINGS, mode: 'line' as const, temperature: 0, minMeanLogProb: -Infinity };
   const opts = { useCache: false, reuseSuggestions: false };
   const shared = new CompletionEngine(() => served, settings, opts);
@@ -256,7 +263,8 @@ test('typing: the n-gram and copy models replay only what changed, and suggest e
   for (const r of requests) {
     const got = (await shared.complete({ uri: 'u', ...r }, () => false)).text;
     // Fresh sessions: nothing told before, everything replayed.
-    const fresh: CompletionModel = { ...served, ngram: { ...served.ngram, session: new NgramSession(served.ngram.session.kn, served.ngram.session.params) }, copy: { ...served.copy, session: new CopySession(served.copy.session.corpus, served.copy.session.eotId) } };
+    const freshModel = assembleServedModel(served.session, served.counts, served.tokenizer.vocabSize, { mode: 'served' });
+    const fresh: CompletionModel = { ...served, decoder: () => freshModel };
     const want: string = (await new CompletionEngine(() => fresh, settings, opts).complete({ uri: 'v', ...r }, () => false)).text;
     assert.equal(got, want, `at ${r.offset}`);
   }

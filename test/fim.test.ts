@@ -11,7 +11,7 @@ import { Rng } from '../src/ml/rng';
 import { runTraining } from '../src/training/trainer';
 import { loadServingModel } from '../src/completion/servingModel';
 import { CompletionEngine } from '../src/completion/engine';
-import { DEFAULT_COMPLETION_SETTINGS } from '../src/shared/protocol';
+import { DEFAULT_COMPLETION_SETTINGS } from '../src/ml/config';
 
 // Special ids far above the document ids used here.
 const FP = 9001, FM = 9002, FS = 9003, EOT = 9000;

@@ -2,13 +2,23 @@
 // search, and the mixing arithmetic is exact; the n-gram's matched depth (the bucket) by hand.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fitMixtureWeights, mixLogits, mixtureBucket, mixtureBuckets, splitDocuments } from '../src/ml/mixture';
-import { KneserNey, NgramSession } from '../src/ml/ngram';
+import { fitMixtureWeights, mixLogits, MixtureWeights, splitDocuments } from '../src/ml/mixture';
+import { KneserNey, mixtureBucket, mixtureBuckets, NgramSession } from '../src/ml/ngram';
+import { ServedModel, ServedParts } from '../src/ml/servedModel';
 import { BpeTokenizer } from '../src/ml/bpe';
-import { CompletionEngine } from '../src/completion/engine';
-import { DEFAULT_COMPLETION_SETTINGS } from '../src/shared/protocol';
+import { CompletionEngine, CompletionModel } from '../src/completion/engine';
+import { DEFAULT_COMPLETION_SETTINGS } from '../src/ml/config';
 import { capTokens } from '../src/completion/countModels';
 import { Rng } from '../src/ml/rng';
+
+/** Fixed weights, as a fit would report them. */
+const weights = (w: number[]): MixtureWeights => ({ weights: w, counts: w.map(() => 0), nats: { gpt: 0, ngram: 0, mixture: 0 } });
+
+/** A CompletionModel of stand-in parts, serving them in 'served' mode (context 64). */
+function standIn(tok: BpeTokenizer, parts: ServedParts): CompletionModel {
+  const model = new ServedModel(parts, { mode: 'served' });
+  return { step: 1, contextLength: 64, tokenizer: tok, decoder: () => model };
+}
 
 const close = (a: number, b: number, eps: number, why = ''): void => assert.ok(Math.abs(a - b) <= eps, `${a} vs ${b} ${why}`);
 
@@ -134,7 +144,7 @@ test('the completion engine decodes the mixture: the GPT\'s share decides, the n
   };
   const settings = { ...DEFAULT_COMPLETION_SETTINGS, mode: 'line' as const, temperature: 0, minMeanLogProb: -Infinity };
   const complete = async (lambda: number): Promise<string> => {
-    const model = { step: 1, model: { cfg: { contextLength: 64 } }, tokenizer: tok, session, ngram: { session: ngramPart, mixture: { weights: [lambda] } } };
+    const model = standIn(tok, { gpt: session, ngram: ngramPart, copy: null, weights: { mixture: weights([lambda]), copy: weights([0]), copyOverNgram: weights([0]) }, vocabSize: V });
     const engine = new CompletionEngine(() => model, settings, { useCache: false, reuseSuggestions: false });
     return (await engine.complete({ uri: 'u', text: 'foo ', offset: 4 }, () => false)).text;
   };
@@ -170,7 +180,7 @@ test('beam search returns the most probable whole line where greedy decoding tak
     prime: (ids: ArrayLike<number>) => { history = Array.from(ids); return next(); },
     append: (i: number) => { history.push(i); return next(); },
   };
-  const model = { step: 1, model: { cfg: { contextLength: 64 } }, tokenizer: tok, session };
+  const model = standIn(tok, { gpt: session, ngram: null, copy: null, weights: null, vocabSize: V });
   const settings = { ...DEFAULT_COMPLETION_SETTINGS, mode: 'line' as const, temperature: 0, minMeanLogProb: -Infinity };
   const run = (beamWidth: number): Promise<string> =>
     new CompletionEngine(() => model, settings, { useCache: false, reuseSuggestions: false, beamWidth }).complete({ uri: 'u', text: 'foo\n', offset: 4 }, () => false).then((r) => r.text);

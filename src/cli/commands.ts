@@ -4,16 +4,19 @@
 
 import { parseArgs } from 'node:util';
 import * as path from 'node:path';
-import { DEFAULT_PRESET, DEFAULT_TIME_BUDGET_MINUTES, isPresetName, parameterCount, PRESETS, TrainConfig } from '../ml/config';
-import { contextWindow, sampleToken } from '../ml/sample';
+import { CompletionSettings, DEFAULT_COMPLETION_SETTINGS, DEFAULT_FANOUT, DEFAULT_MEMORY_CAP_MB, DEFAULT_PRESET, DEFAULT_TIME_BUDGET_MINUTES, isPresetName, parameterCount, PRESETS, TrainConfig } from '../ml/config';
 import { loadServingModel } from '../completion/servingModel';
-import { createConnection, ProposedFeatures, StreamMessageReader, StreamMessageWriter } from 'vscode-languageserver/node';
-import { startLanguageServer } from '../server/languageServer';
-import { Rng } from '../ml/rng';
+import { CompletionEngine } from '../completion/engine';
+import { isServedModelMode, SERVED_MODEL_MODES } from '../ml/servedModel';
+import { pathToFileURL } from 'node:url';
+import { spawn } from 'node:child_process';
+import * as os from 'node:os';
+import { distPath } from '../runtime/distFiles';
 import { runTraining } from '../training/trainer';
 import { loadCheckpoint } from '../run/checkpoint';
-import { formatEvalSummary, readEvalReport, summarizeEval } from '../eval/evaluate';
+import { formatEvalSummary, readEvalReport, summarizeEval } from '../run/evalReport';
 import type { TrainEvent } from '../shared/trainEvents';
+import { defaultRunDir, RUN_DIR_NAME } from '../run/layout';
 import { formatDuration, ProgressRenderer } from './progressBar';
 
 export class UsageError extends Error {}
@@ -24,8 +27,12 @@ Usage:
   workspace-lm train <folder> [--out DIR] [--preset tiny|small|seed] [--epochs N] [--max-steps N]
                      [--minutes M] [--threads N] [--fanout N] [--checkpoint-every N] [--seed N]
                      [--memory-cap MB] [--resume | --retrain] [--json]
-  workspace-lm complete --checkpoint DIR [--max-tokens N] [--temperature T] [--top-p P] [--seed N]
-                     (reads the prompt on stdin, prints the continuation)
+  workspace-lm complete --checkpoint DIR [--model served|gpt|counts] [--mode line|block]
+                     [--max-tokens N] [--temperature T] [--top-p P] [--file PATH]
+                     (reads a document on stdin and prints what the editor would suggest at its
+                     end — empty when it would show nothing; --model compares the served model
+                     with the GPT alone or the n-gram + copy models alone; --file names the
+                     document, so the copy model leaves out its training copy)
   workspace-lm info --checkpoint DIR [--json]
   workspace-lm eval --checkpoint DIR [<folder>] [--json] [--cuts N] [--seed S] [--order N]
                      [--all-files] [--max-bytes N]
@@ -34,21 +41,21 @@ Usage:
                      on, or another folder, whose files are then all evaluated; writes DIR/eval.json)
   workspace-lm serve --stdio [--checkpoint DIR]
                      (LSP server with inline completions; without --checkpoint it serves the
-                     newest checkpoint of <workspace root>/.workspace-lm)
+                     newest checkpoint of <workspace root>/${RUN_DIR_NAME})
   workspace-lm export <folder|run-dir> --to DIR [--no-weights] [--json]
                      (a PyTorch training bundle: data, tokenizer, config, weights, train_torch.py
                      for one machine, several GPUs or nodes; see DIR/README.md)
   workspace-lm import DIR [--out RUN_DIR] [--json]
                      (checks a model folder, e.g. train_torch.py's --out, and makes it the served
-                     model of RUN_DIR, default ./.workspace-lm)
+                     model of RUN_DIR, default ./${RUN_DIR_NAME})
 
 Options:
-  --out DIR      where the run lives (default: <folder>/.workspace-lm)
+  --out DIR      where the run lives (default: <folder>/${RUN_DIR_NAME})
   --preset       ${Object.entries(PRESETS).map(([k, v]) => `${k} (${v.description})`).join('; ')} (default ${DEFAULT_PRESET})
   --minutes M    stop after M minutes, the learning rate annealed by then (default ${DEFAULT_TIME_BUDGET_MINUTES}; 0 = no limit)
   --threads N    worker threads (default: all cores; they run at low priority)
-  --fanout N     leaders around the root of the gradient reduction tree (default 12)
-  --memory-cap MB  memory budget (default 1536): a larger workspace trains on a sample of its files
+  --fanout N     leaders around the root of the gradient reduction tree (default ${DEFAULT_FANOUT})
+  --memory-cap MB  memory budget (default ${DEFAULT_MEMORY_CAP_MB}): a larger workspace trains on a sample of its files
   --resume       continue the run in --out from its newest checkpoint
   --retrain      after the files changed: a new run from the previous model's weights
                  (only changed files are re-read and re-encoded)
@@ -100,7 +107,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     checkpointEvery: intFlag(values['checkpoint-every'], 'checkpoint-every', 1),
     seed: intFlag(values.seed, 'seed', 0),
   };
-  const outDir = path.resolve(values.out ?? path.join(folder, '.workspace-lm'));
+  const outDir = path.resolve(values.out ?? defaultRunDir(folder));
   const json = values.json === true;
   const renderer = json ? null : new ProgressRenderer(process.stderr);
   const emit = (e: TrainEvent): void => {
@@ -137,51 +144,55 @@ async function readStdin(): Promise<string> {
 
 export async function completeCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
-    checkpoint: { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
+    checkpoint: { type: 'string' }, model: { type: 'string' }, mode: { type: 'string' }, 'max-tokens': { type: 'string' },
+    temperature: { type: 'string' }, 'top-p': { type: 'string' }, file: { type: 'string' },
   });
   if (values.checkpoint === undefined) throw new UsageError('complete needs --checkpoint DIR (a run folder or one of its checkpoints)');
-  const maxTokens = intFlag(values['max-tokens'], 'max-tokens', 1) ?? 64;
-  const temperature = numFlag(values.temperature, 'temperature', 0, 10) ?? 0;
-  const topP = numFlag(values['top-p'], 'top-p', 0.01, 1) ?? 1;
-  const rng = new Rng(intFlag(values.seed, 'seed', 0) ?? 0);
+  const model = values.model ?? DEFAULT_COMPLETION_SETTINGS.model;
+  if (!isServedModelMode(model)) throw new UsageError(`--model expects one of ${SERVED_MODEL_MODES.join(', ')}, got "${model}"`);
+  const mode = values.mode ?? DEFAULT_COMPLETION_SETTINGS.mode;
+  if (mode !== 'line' && mode !== 'block') throw new UsageError(`--mode expects line or block, got "${mode}"`);
+  // The editor's settings, with what the flags change: the same stop rules and confidence gate.
+  const settings: CompletionSettings = {
+    ...DEFAULT_COMPLETION_SETTINGS, model, mode,
+    maxTokens: intFlag(values['max-tokens'], 'max-tokens', 1) ?? DEFAULT_COMPLETION_SETTINGS.maxTokens,
+    temperature: numFlag(values.temperature, 'temperature', 0, 2) ?? DEFAULT_COMPLETION_SETTINGS.temperature,
+    topP: numFlag(values['top-p'], 'top-p', 0.01, 1) ?? DEFAULT_COMPLETION_SETTINGS.topP,
+  };
   const served = await loadServingModel(values.checkpoint);
   for (const r of served.rejected) process.stderr.write(`warning: skipped damaged checkpoint: ${r.reason}\n`);
-  const prompt = await readStdin();
-  const tok = served.tokenizer;
-  const ids = Array.from(tok.encodeBytes(new TextEncoder().encode(prompt)));
-  // An empty prompt starts a new file: the end-of-text token is what precedes every file.
-  const P = served.model.cfg.contextLength;
-  const context = contextWindow(ids.length === 0 ? [tok.eotId] : ids, P, Math.min(maxTokens, Math.floor(P / 2)));
-  const session = served.session;
-  let logits = session.prime(context);
-  // Tokens are decoded as bytes and written when they form complete UTF-8 characters.
-  const decoder = new TextDecoder('utf-8');
-  const banned = new Set<number>([tok.specialId('<|fim_prefix|>'), tok.specialId('<|fim_middle|>'), tok.specialId('<|fim_suffix|>')]);
-  for (let i = 0; i < maxTokens; i++) {
-    const { id } = sampleToken(logits, { temperature, topP }, rng, banned);
-    if (id === tok.eotId) break;
-    process.stdout.write(decoder.decode(tok.tokenBytes(id), { stream: true }));
-    logits = session.append(id);
-  }
-  process.stdout.write(decoder.decode() + '\n');
+  if (served.counts === undefined && model !== 'gpt') process.stderr.write(`note: the GPT serves alone (${served.countsSkipped ?? 'no n-gram model'})\n`);
+  const text = await readStdin();
+  // The document's URI, as the editor sends it: the copy model leaves out its training copy.
+  const uri = values.file !== undefined ? pathToFileURL(path.resolve(values.file)).href : 'untitled:stdin';
+  const engine = new CompletionEngine(() => served, settings);
+  const result = await engine.complete({ uri, text, offset: text.length }, () => false);
+  if (result.reason === 'no-model') throw new Error(`this model cannot serve --model ${model}: ${served.countsSkipped ?? 'no n-gram model'}`);
+  // Exactly the suggestion the editor would show at the end of the text (empty: it shows none).
+  process.stdout.write(result.text + '\n');
+  if (result.text === '' && process.stderr.isTTY) process.stderr.write(`(no suggestion: ${result.reason})\n`);
   return 0;
 }
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, { stdio: { type: 'boolean' }, checkpoint: { type: 'string' }, 'poll-ms': { type: 'string' } });
   if (values.stdio !== true) throw new UsageError('serve speaks LSP over stdio: run `workspace-lm serve --stdio [--checkpoint DIR]`');
-  // stdout is the LSP channel from here on: route stray logging to stderr.
-  console.log = console.error;
-  const connection = createConnection(ProposedFeatures.all, new StreamMessageReader(process.stdin), new StreamMessageWriter(process.stdout));
   const pollMs = intFlag(values['poll-ms'], 'poll-ms', 50);
-  startLanguageServer(connection, {
-    ...(values.checkpoint !== undefined ? { modelDir: path.resolve(values.checkpoint) } : {}),
-    ...(pollMs !== undefined ? { pollMs } : {}),
-    log: (m) => process.stderr.write(`workspace-lm: ${m}\n`),
+  const server = distPath('server.js');
+  if (server === null) throw new Error('dist/server.js is missing next to the CLI: reinstall workspace-lm (or run `node esbuild.mjs`)');
+  // The language server is its own process (the one VS Code runs too): it reads the editor's
+  // stdin and writes its stdout directly, and exits when this process is gone (--clientProcessId).
+  const args = [server, '--stdio', `--clientProcessId=${process.pid}`];
+  if (values.checkpoint !== undefined) args.push('--checkpoint', path.resolve(values.checkpoint));
+  if (pollMs !== undefined) args.push('--poll-ms', String(pollMs));
+  const child = spawn(process.execPath, args, { stdio: 'inherit' });
+  const forward = (signal: NodeJS.Signals): void => { child.kill(signal); };
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  return await new Promise<number>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code, signal) => resolve(code ?? (signal !== null ? 128 + (os.constants.signals[signal] ?? 0) : 1)));
   });
-  // Runs until the client sends exit (vscode-languageserver then ends the process) or closes stdin.
-  await new Promise<void>((resolve) => process.stdin.on('close', resolve));
-  return 0;
 }
 
 export async function infoCommand(argv: string[]): Promise<number> {

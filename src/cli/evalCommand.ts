@@ -2,15 +2,18 @@
 // terminal or one JSON object with --json; also left in <checkpoint>/eval.json for `info`.
 
 import { parseArgs } from 'node:util';
-import { EvalReport, LineSummary, runEvaluation, writeEvalReport } from '../eval/evaluate';
+import { runEvaluation } from '../eval/evaluate';
+import { EvalReport, LineSummary, writeEvalReport } from '../run/evalReport';
 import { UsageError } from './commands';
+import { RUN_DIR_NAME } from '../run/layout';
 import { formatBytes, formatDuration } from './progressBar';
 
 export const EVAL_USAGE = `  workspace-lm eval --checkpoint DIR [<folder>] [--json] [--cuts N] [--seed S] [--order N]
                      [--all-files] [--max-bytes N]
                      (held-out loss, bits per byte and next-line exact match / edit similarity of
-                     the model as served (the GPT mixed with an n-gram model), of the GPT alone and
-                     of a Kneser-Ney n-gram baseline; <folder> is the folder the run trained on —
+                     the model as served (the GPT mixed with the n-gram and copy models), of the GPT
+                     alone, of the counts alone (n-gram + copy) and of a Kneser-Ney n-gram baseline;
+                     <folder> is the folder the run trained on (default: the one it recorded) —
                      or another folder, whose files are then all evaluated)
 `;
 
@@ -46,13 +49,16 @@ export function formatEvalReport(r: EvalReport): string {
     ['model', 'loss', 'bits/byte', 'EM', 'ES', 'FIM EM', 'FIM ES'],
     ['Workspace LM (GPT + n-gram + copy, as served)', num(r.val_loss), num(r.bits_per_byte), ...nl(r.next_line), ...nl(r.next_line_fim)],
     ['  without the copy model (GPT + n-gram)', num(r.without_copy.val_loss), num(r.without_copy.bits_per_byte), ...nl(r.without_copy.next_line), '-', '-'],
-    ['  without the GPT (n-gram + copy)', '-', '-', ...nl(r.ngram_copy.next_line), '-', '-'],
+    ['  without the GPT (n-gram + copy: the counts)', num(r.counts.val_loss), num(r.counts.bits_per_byte), ...nl(r.counts.next_line), '-', '-'],
     ['GPT alone (this run)', num(r.gpt.val_loss), num(r.gpt.bits_per_byte), ...nl(r.gpt.next_line), '-', '-'],
     [`n-gram baseline (KN ${r.baseline.order}-gram + cache)`, num(r.baseline.val_loss), num(r.baseline.bits_per_byte), ...nl(r.baseline.next_line), '-', '-'],
   ]));
   const ratio = r.next_line.exact_match / r.baseline.next_line.exact_match;
   const gptRatio = r.gpt.next_line.exact_match / r.baseline.next_line.exact_match;
   const x = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) + '×' : '-');
+  const gain = (r.next_line.exact_match - r.counts.next_line.exact_match) * 100;
+  const bpbGain = 1 - r.bits_per_byte / r.counts.bits_per_byte;
+  out.push(`what the GPT adds to the counts: ${Number.isFinite(gain) ? (gain >= 0 ? '+' : '') + gain.toFixed(1) : '-'} EM points, ${Number.isFinite(bpbGain) ? (100 * bpbGain).toFixed(1) : '-'}% fewer bits per byte`);
   out.push(`EM ratio to the baseline: served ${x(ratio)}, GPT alone ${x(gptRatio)} (loss: nats per token; EM: exact match; ES: edit similarity ×100, CodeXGLUE-style)`);
   if (!r.mixture.cross_fitted) out.push('note: all files fell in one half, so the served model\'s weights were fitted on the files they score (not cross-fitted): its numbers are optimistic');
   out.push(`GPT's share λ by n-gram bucket (fitted on each half of the files, used on the other): ${r.mixture.folds.map((f) => f.weights.map((w) => w.toFixed(2)).join(' ')).join('; ')}`);
@@ -72,6 +78,7 @@ export function formatEvalReport(r: EvalReport): string {
     out.push(`  served    ${show(ex.model)}`);
     if (ex.model_fim !== undefined) out.push(`  with FIM  ${show(ex.model_fim)}`);
     out.push(`  GPT       ${show(ex.gpt)}`);
+    if (ex.counts !== undefined) out.push(`  counts    ${show(ex.counts)}`);
     out.push(`  n-gram    ${show(ex.baseline)}`);
   }
   out.push('');
@@ -93,7 +100,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
     throw new UsageError((e as Error).message);
   }
   const { values, positionals } = parsed;
-  if (values.checkpoint === undefined) throw new UsageError('eval needs --checkpoint DIR (the run folder, e.g. <folder>/.workspace-lm)');
+  if (values.checkpoint === undefined) throw new UsageError(`eval needs --checkpoint DIR (the run folder, e.g. <folder>/${RUN_DIR_NAME})`);
   if (positionals.length > 1) throw new UsageError('eval takes at most one folder');
   const order = intArg(values.order, 'order', 2);
   if (order !== undefined && order > 6) throw new UsageError('--order expects 2..6');

@@ -12,6 +12,7 @@ import ignore, { Ignore } from 'ignore';
 import type { Document } from '../ml/dataset';
 import { hashString } from '../ml/rng';
 import { compileSecretPatterns, redactSecretsInBytes } from './secrets';
+import { RUN_DIR_NAME } from '../run/layout';
 
 /** Version control metadata. */
 const VCS_DIRS = new Set(['.git', '.hg', '.svn', '.bzr', '_darcs', '.jj']);
@@ -20,7 +21,7 @@ const VENDORED_DIRS = new Set(['node_modules', 'bower_components', 'jspm_package
 /** Build outputs, caches and tools' state: generated, never written by hand. */
 const BUILD_DIRS = new Set(['target', '.next', '.nuxt', '.svelte-kit', '.turbo', '.parcel-cache', '.output', '__pycache__', '.tox', '.nox', '.mypy_cache', '.pytest_cache', '.ruff_cache', '.cache', '.gradle', '.terraform', '.dart_tool', '.angular', '.idea', '.vs']);
 /** This tool's own output folder (any run's, wherever --out put the current one). */
-const OWN_OUTPUT_DIR = '.workspace-lm';
+const OWN_OUTPUT_DIR = RUN_DIR_NAME;
 /** Generated dependency manifests: large, repetitive, not code anyone writes. */
 const LOCKFILES = new Set(['package-lock.json', 'yarn.lock', 'pnpm-lock.yaml', 'Cargo.lock', 'poetry.lock', 'Pipfile.lock', 'composer.lock', 'Gemfile.lock', 'go.sum', 'npm-shrinkwrap.json', 'bun.lockb', 'flake.lock', 'packages.lock.json', 'uv.lock', 'mix.lock', 'pubspec.lock', 'Podfile.lock']);
 /**

@@ -19,6 +19,8 @@ import type { BuildInput, BuildOutput, BuildStats } from '../shared/poolProtocol
 
 export type { BuildInput, BuildOutput, BuildStats };
 import { CorpusDoc, CorpusSummary, indexFolder } from './corpus';
+import { writeAtomic } from '../run/atomicFile';
+import { FILE_TOKENS_BIN, FILE_TOKENS_INDEX } from '../run/layout';
 
 /** Fraction of changed bytes above which a reused tokenizer is retrained (if allowed). */
 export const TOKENIZER_DRIFT = 0.3;
@@ -30,9 +32,9 @@ const tokenizerId = (json: unknown): string => createHash('sha256').update(JSON.
 
 async function readCache(dir: string, tokenizer: string): Promise<{ entries: Map<string, CacheEntry>; tokens: Uint16Array } | null> {
   try {
-    const index = JSON.parse(await fs.readFile(path.join(dir, 'files.json'), 'utf8')) as CacheIndex;
+    const index = JSON.parse(await fs.readFile(path.join(dir, FILE_TOKENS_INDEX), 'utf8')) as CacheIndex;
     if (index.format !== 'workspace-lm/file-tokens' || index.version !== 1 || index.tokenizer !== tokenizer) return null;
-    const bin = await fs.readFile(path.join(dir, 'files.bin'));
+    const bin = await fs.readFile(path.join(dir, FILE_TOKENS_BIN));
     const tokens = new Uint16Array(Uint8Array.prototype.slice.call(bin).buffer);
     const entries = new Map(index.entries.filter((e) => e.offset + e.tokens <= tokens.length).map((e) => [e.path, e]));
     return { entries, tokens };
@@ -54,11 +56,8 @@ async function writeCache(dir: string, tokenizer: string, docs: { doc: CorpusDoc
   await fs.mkdir(dir, { recursive: true });
   const index: CacheIndex = { format: 'workspace-lm/file-tokens', version: 1, tokenizer, entries };
   // files.bin first, the index last: an index never points into a shorter file.
-  for (const [name, data] of [['files.bin', new Uint8Array(bin.buffer)], ['files.json', JSON.stringify(index)]] as const) {
-    const tmp = path.join(dir, `.${name}.tmp-${process.pid}`);
-    await fs.writeFile(tmp, data);
-    await fs.rename(tmp, path.join(dir, name));
-  }
+  await writeAtomic(path.join(dir, FILE_TOKENS_BIN), new Uint8Array(bin.buffer));
+  await writeAtomic(path.join(dir, FILE_TOKENS_INDEX), JSON.stringify(index));
 }
 
 /** Sums per-folder summaries into one (counts per reason and per secret rule add up). */

@@ -2,7 +2,7 @@
 // defaults (which match package.json's contributes.configuration).
 import * as vscode from 'vscode';
 import type { CompletionMode, CompletionSettings } from '../shared/protocol';
-import { DEFAULT_COMPLETION_SETTINGS } from '../shared/protocol';
+import { DEFAULT_COMPLETION_SETTINGS } from '../ml/config';
 import { DEFAULT_PRESET, DEFAULT_TIME_BUDGET_MINUTES } from '../ml/config';
 
 export type PresetSetting = 'tiny' | 'small' | 'seed';

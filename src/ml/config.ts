@@ -170,6 +170,94 @@ export const DEFAULT_PRESET: PresetName = 'small';
  */
 export const DEFAULT_TIME_BUDGET_MINUTES = 15;
 
+/**
+ * The completion engine's and the served model's knobs (completion/, ml/servedModel.ts,
+ * completion/countModels.ts). The user-facing completion settings and their defaults are
+ * DEFAULT_COMPLETION_SETTINGS below.
+ */
+export const SERVING = {
+  /** Characters before the cursor tokenized per context token: plenty for any window. */
+  tailCharsPerToken: 12,
+  /** Characters before the cursor the n-gram and copy models follow (the cache: ~4K tokens of the file). */
+  historyChars: 16_384,
+  /** Block granularity of the tail's start, so its tokenization is stable while typing. */
+  tailAlign: 1024,
+  /** Identical requests answered from the LRU cache. */
+  cacheEntries: 64,
+  /** Yield to the event loop every this many tokens so cancellation messages get through. */
+  yieldEvery: 4,
+  /** Documents above this many characters are not completed (generated data, dumps). */
+  maxDocumentChars: 1_000_000,
+  /** The n-gram model's order. */
+  ngramOrder: 4,
+  /** Held-out tokens the mixture weights are fitted on, at most (each checkpoint load). */
+  fitTokens: 16_384,
+  /** Slice of train.bin (its last files, at most this many tokens) the n-gram cache is tuned on. */
+  cacheTuneTokens: 200_000,
+  /**
+   * Training tokens the n-gram model counts at most. Counting needs ~200 bytes per token at its
+   * peak, so 4M tokens (12–15 MB of code, far beyond the few-MB projects this is for) stay under
+   * ~1 GB; a larger train.bin contributes whole files spread evenly across it.
+   */
+  maxNgramTokens: 4_000_000,
+} as const;
+
+/** The EM fit of the mixture's weights (ml/mixture.ts). */
+export const MIXTURE_FIT = {
+  /** A bucket with fewer held-out tokens than this uses the pooled weight (and the copy model with fewer matches is left out). */
+  minBucketTokens: 200,
+  iterations: 60,
+  /** Weights stay inside [floor, 1 − floor]: neither model is ever silenced completely. */
+  weightFloor: 0.02,
+} as const;
+
+/** `workspace-lm eval`'s defaults. */
+export const EVAL_DEFAULTS = {
+  /** Next-line cut points. */
+  cuts: 300,
+  seed: 0,
+  /** Bytes of files scored for loss and bits per byte at most (a deterministic sample beyond). */
+  maxBytes: 1_000_000,
+} as const;
+
+/** 'line': complete the current line; 'block': possibly several lines of a block. */
+export type CompletionMode = 'line' | 'block';
+
+/** Completion settings (the extension maps its `workspaceLm.completions.*` settings onto these; LSP clients send them). */
+export interface CompletionSettings {
+  enabled: boolean;
+  mode: CompletionMode;
+  /** New tokens per completion at most. */
+  maxTokens: number;
+  /** 0 = greedy. */
+  temperature: number;
+  topP: number;
+  /** Wait this long after a request before decoding; a newer request in that time replaces it. */
+  debounceMs: number;
+  /** Suggestions whose mean token log-probability is below this are dropped as junk. */
+  minMeanLogProb: number;
+  /** Language ids with completions turned off. */
+  disabledLanguages: string[];
+  /** Which model completes (ml/servedModel.ts): 'served' (as trained), or an ablation to compare. */
+  model: 'served' | 'gpt' | 'counts';
+}
+
+/** The completion settings a client gets unless it says otherwise (the extension's package.json mirrors them; a test checks). */
+export const DEFAULT_COMPLETION_SETTINGS: CompletionSettings = {
+  enabled: true,
+  mode: 'line',
+  // A line is typically 10–40 tokens; 48 leaves room without letting a bad guess run on.
+  maxTokens: 48,
+  temperature: 0,
+  topP: 1,
+  // Short: most clients debounce too; this only merges bursts of keystrokes.
+  debounceMs: 10,
+  // About e^-2.5 ≈ 8% average token probability: below that suggestions are mostly noise.
+  minMeanLogProb: -2.5,
+  disabledLanguages: ['plaintext', 'markdown'],
+  model: 'served',
+};
+
 export function isPresetName(name: string): name is PresetName {
   return Object.prototype.hasOwnProperty.call(PRESETS, name);
 }

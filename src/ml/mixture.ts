@@ -1,4 +1,5 @@
-// The GPT and the n-gram model (Kneser-Ney + file cache, ngram.ts) as one predictor:
+// Fitting the served mixture's weights (ml/servedModel.ts applies them), and the per-token scores
+// the fit reads. The GPT and the n-gram model (Kneser-Ney + file cache, ngram.ts) are mixed as
 //   p(w) = λ_b · p_gpt(w) + (1 − λ_b) · p_ngram(w)
 // where the GPT's share λ_b depends on a bucket b of the n-gram's situation: how many tokens of
 // the current history it saw in training (0 … order−1; its "matched depth") and how sure it is
@@ -17,6 +18,7 @@
 // never increases the held-out cross-entropy, and converges in a few dozen iterations.
 
 import type { Gpt } from './gpt';
+import { MIXTURE_FIT } from './config';
 import type { NgramSession } from './ngram';
 import { copyBucket, copyProbability, CopySession } from './copyModel';
 
@@ -30,38 +32,8 @@ export interface MixtureWeights {
   nats: { gpt: number; ngram: number; mixture: number };
 }
 
-/**
- * Thresholds on the n-gram's top probability that split each matched depth into confidence
- * levels: below 0.2 (torn between many), 0.2–0.5, 0.5–0.8, and above 0.8 (nearly certain).
- */
-export const CONFIDENCE_LEVELS = [0.2, 0.5, 0.8];
-
-/** The bucket of a prediction: matched depth × confidence level. */
-export function mixtureBucket(depth: number, topProbability: number): number {
-  let level = 0;
-  while (level < CONFIDENCE_LEVELS.length && topProbability >= CONFIDENCE_LEVELS[level]!) level++;
-  return depth * (CONFIDENCE_LEVELS.length + 1) + level;
-}
-
-/** The mixture's bucket count for an n-gram model of this order. */
-export function mixtureBuckets(order: number): number {
-  return order * (CONFIDENCE_LEVELS.length + 1);
-}
-
-/** Names of the buckets, for reports. */
-export function bucketNames(order: number): string[] {
-  const edges = [0, ...CONFIDENCE_LEVELS, 1];
-  return Array.from({ length: mixtureBuckets(order) }, (_, b) => {
-    const depth = Math.floor(b / (CONFIDENCE_LEVELS.length + 1)), level = b % (CONFIDENCE_LEVELS.length + 1);
-    return `history ${depth}, top p ${edges[level]}–${edges[level + 1]}`;
-  });
-}
-
-/** A bucket without enough tokens to estimate its own λ uses the pooled λ. */
-const MIN_BUCKET_TOKENS = 200;
-const EM_ITERATIONS = 60;
-/** λ is kept inside [LAMBDA_FLOOR, 1 − LAMBDA_FLOOR]: neither model is ever silenced completely. */
-const LAMBDA_FLOOR = 0.02;
+/** A bucket without enough tokens to estimate its own λ uses the pooled λ; λ stays inside [floor, 1 − floor]. */
+const { minBucketTokens: MIN_BUCKET_TOKENS, iterations: EM_ITERATIONS, weightFloor: LAMBDA_FLOOR } = MIXTURE_FIT;
 
 /**
  * Fits the bucketed λ by EM. pGpt[i], pNgram[i]: the two models' probabilities of held-out token
@@ -204,10 +176,15 @@ export function fitCopyWeights(pCopy: ArrayLike<number>, pMix: ArrayLike<number>
   return fit;
 }
 
-/** The copy model's probability of every token after the first of each sequence, and its match-length bucket. */
-export function copyTokenScores(session: CopySession, docs: number[][]): { p: Float64Array; bucket: Uint8Array }[] {
-  return docs.map((seq) => {
+/**
+ * The copy model's probability of every token after the first of each sequence, and its
+ * match-length bucket. paths[d], when given, names document d, so the copy model leaves out its
+ * own training copy (as in the editor).
+ */
+export function copyTokenScores(session: CopySession, docs: number[][], paths?: readonly string[]): { p: Float64Array; bucket: Uint8Array }[] {
+  return docs.map((seq, d) => {
     session.reset();
+    session.setDocument(paths?.[d] ?? null);
     const n = Math.max(0, seq.length - 1);
     const p = new Float64Array(n);
     const bucket = new Uint8Array(n);

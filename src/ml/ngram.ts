@@ -29,7 +29,6 @@
 // open-addressing table over typed arrays: no strings, no per-entry objects, so ~1.5M tokens train
 // in seconds with modest memory.
 
-import { mixtureBucket } from './mixture';
 
 /** Pushes that TokenCache.pop and NgramSession.pop can undo in a row (a beam's tokens). */
 export const UNDO_DEPTH = 256;
@@ -115,6 +114,34 @@ class U32Vec {
     this.data[this.length] = v;
     return this.length++;
   }
+}
+
+/**
+ * The buckets of the served mixture's weights (servedModel.ts): an n-gram prediction's matched
+ * depth × its confidence. Thresholds on the n-gram's top probability that split each matched depth into confidence
+ * levels: below 0.2 (torn between many), 0.2–0.5, 0.5–0.8, and above 0.8 (nearly certain).
+ */
+export const CONFIDENCE_LEVELS = [0.2, 0.5, 0.8];
+
+/** The bucket of a prediction: matched depth × confidence level. */
+export function mixtureBucket(depth: number, topProbability: number): number {
+  let level = 0;
+  while (level < CONFIDENCE_LEVELS.length && topProbability >= CONFIDENCE_LEVELS[level]!) level++;
+  return depth * (CONFIDENCE_LEVELS.length + 1) + level;
+}
+
+/** The mixture's bucket count for an n-gram model of this order. */
+export function mixtureBuckets(order: number): number {
+  return order * (CONFIDENCE_LEVELS.length + 1);
+}
+
+/** Names of the buckets, for reports. */
+export function bucketNames(order: number): string[] {
+  const edges = [0, ...CONFIDENCE_LEVELS, 1];
+  return Array.from({ length: mixtureBuckets(order) }, (_, b) => {
+    const depth = Math.floor(b / (CONFIDENCE_LEVELS.length + 1)), level = b % (CONFIDENCE_LEVELS.length + 1);
+    return `history ${depth}, top p ${edges[level]}–${edges[level + 1]}`;
+  });
 }
 
 export interface NgramOptions {

@@ -12,7 +12,7 @@
 // so a damaged file is detected on load and the previous checkpoint is used instead.
 
 import { createHash } from 'node:crypto';
-import { promises as fs, constants as fsConstants } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fromHfConfig, ModelConfig, toHfConfig, TrainConfig } from '../ml/config';
 import { Gpt } from '../ml/gpt';
@@ -21,6 +21,10 @@ import { decodeSafetensors, safetensorsChunks } from '../ml/safetensors';
 import { BpeTokenizer } from '../ml/bpe';
 import type { LoaderCursor } from '../ml/dataset';
 import type { RngState } from '../ml/rng';
+import { fsyncDir, linkAtomic, writeNewFile } from './atomicFile';
+import { CHECKPOINT_FILES, checkpointDirName, checkpointStep, CONFIG_FILE, IMPORTED_FILE, isCheckpointDirName, MODEL_FILE, OPTIMIZER_FILE, runPaths, STATE_FILE, TOKENIZER_FILE } from './layout';
+
+export { checkpointDirName };
 
 export const TRAINER_STATE_FORMAT = 'workspace-lm/trainer-state';
 export const TRAINER_STATE_VERSION = 1;
@@ -52,42 +56,8 @@ export interface TrainerState {
   savedAt: string;
 }
 
-const MODEL_FILE = 'model.safetensors';
-const OPTIMIZER_FILE = 'optimizer.safetensors';
-const CONFIG_FILE = 'config.json';
-const TOKENIZER_FILE = 'tokenizer.json';
-const STATE_FILE = 'trainer_state.json';
-const CHECKPOINT_FILES = [MODEL_FILE, OPTIMIZER_FILE, CONFIG_FILE, TOKENIZER_FILE, STATE_FILE];
-
 function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
-}
-
-/** Writes the chunks in order, fsyncs, and returns the sha256 of the content. */
-async function writeFileSynced(file: string, data: Uint8Array | string | Uint8Array[]): Promise<string> {
-  const chunks = typeof data === 'string' ? [Buffer.from(data, 'utf8')] : Array.isArray(data) ? data : [data];
-  const hash = createHash('sha256');
-  const fh = await fs.open(file, 'w');
-  try {
-    for (const c of chunks) {
-      hash.update(c);
-      // Written from the tensor's own memory (a view), in pieces: no copy of the whole file.
-      for (let pos = 0; pos < c.length; pos += 16 << 20) await fh.write(c.subarray(pos, Math.min(c.length, pos + (16 << 20))));
-    }
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  return hash.digest('hex');
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  try {
-    const fh = await fs.open(dir, fsConstants.O_RDONLY);
-    try { await fh.sync(); } finally { await fh.close(); }
-  } catch {
-    // Some filesystems refuse fsync on directories; the rename is still atomic there.
-  }
 }
 
 /** model.safetensors as chunks that view the weights (HF names, Conv1D layout, float32). */
@@ -107,14 +77,10 @@ export interface SaveInput {
   state: Omit<TrainerState, 'format' | 'version' | 'files' | 'savedAt'>;
 }
 
-export function checkpointDirName(step: number): string {
-  return `step-${String(step).padStart(7, '0')}`;
-}
-
 /** Writes a checkpoint atomically and returns its directory. Keeps the newest `keep` ones. */
 export async function saveCheckpoint(input: SaveInput, keep: number): Promise<string> {
   const { runDir, model, optimizer, tokenizer } = input;
-  const ckptRoot = path.join(runDir, 'checkpoints');
+  const ckptRoot = runPaths(runDir).checkpoints;
   await fs.mkdir(ckptRoot, { recursive: true });
   const finalDir = path.join(ckptRoot, checkpointDirName(input.state.step));
   // Never save a broken model: a NaN or Inf weight would poison every later load and resume.
@@ -131,14 +97,14 @@ export async function saveCheckpoint(input: SaveInput, keep: number): Promise<st
     const configText = JSON.stringify(toHfConfig(model.cfg), null, 2) + '\n';
     const tokText = JSON.stringify(tokenizer.toHuggingFaceJSON());
     const files: Record<string, string> = {
-      [MODEL_FILE]: await writeFileSynced(path.join(tmpDir, MODEL_FILE), modelSafetensorsChunks(model)),
-      [OPTIMIZER_FILE]: await writeFileSynced(path.join(tmpDir, OPTIMIZER_FILE), optChunks),
-      [CONFIG_FILE]: await writeFileSynced(path.join(tmpDir, CONFIG_FILE), configText),
-      [TOKENIZER_FILE]: await writeFileSynced(path.join(tmpDir, TOKENIZER_FILE), tokText),
+      [MODEL_FILE]: await writeNewFile(path.join(tmpDir, MODEL_FILE), modelSafetensorsChunks(model)),
+      [OPTIMIZER_FILE]: await writeNewFile(path.join(tmpDir, OPTIMIZER_FILE), optChunks),
+      [CONFIG_FILE]: await writeNewFile(path.join(tmpDir, CONFIG_FILE), configText),
+      [TOKENIZER_FILE]: await writeNewFile(path.join(tmpDir, TOKENIZER_FILE), tokText),
     };
     // Written last: its hashes vouch for the files above.
     const state: TrainerState = { ...input.state, format: TRAINER_STATE_FORMAT, version: TRAINER_STATE_VERSION, files, savedAt: new Date().toISOString() };
-    await writeFileSynced(path.join(tmpDir, STATE_FILE), JSON.stringify(state, null, 1) + '\n');
+    await writeNewFile(path.join(tmpDir, STATE_FILE), JSON.stringify(state, null, 1) + '\n');
     await fsyncDir(tmpDir);
     // Re-saving the same step (e.g. the final save right after a periodic one) replaces it.
     await discardDir(ckptRoot, finalDir);
@@ -159,16 +125,7 @@ export async function saveCheckpoint(input: SaveInput, keep: number): Promise<st
  * is consistent, and the authoritative copy stays in checkpoints/.
  */
 async function publishTopLevel(runDir: string, ckptDir: string): Promise<void> {
-  for (const f of CHECKPOINT_FILES) {
-    const tmp = path.join(runDir, `.${f}.tmp-${process.pid}`);
-    await fs.rm(tmp, { force: true });
-    try {
-      await fs.link(path.join(ckptDir, f), tmp);
-    } catch {
-      await fs.copyFile(path.join(ckptDir, f), tmp);
-    }
-    await fs.rename(tmp, path.join(runDir, f));
-  }
+  for (const f of CHECKPOINT_FILES) await linkAtomic(path.join(ckptDir, f), path.join(runDir, f));
 }
 
 /**
@@ -188,7 +145,7 @@ async function discardDir(ckptRoot: string, dir: string): Promise<void> {
 }
 
 async function pruneCheckpoints(ckptRoot: string, keep: number): Promise<void> {
-  const entries = (await fs.readdir(ckptRoot)).filter((n) => /^step-\d+$/.test(n)).sort();
+  const entries = (await fs.readdir(ckptRoot)).filter(isCheckpointDirName).sort();
   for (const old of entries.slice(0, Math.max(0, entries.length - Math.max(1, keep)))) {
     await discardDir(ckptRoot, path.join(ckptRoot, old));
   }
@@ -300,9 +257,9 @@ export async function loadCheckpointDir(dir: string, withOptimizer: boolean): Pr
 
 /** Checkpoint directories of a run, newest first. */
 export async function listCheckpoints(runDir: string): Promise<string[]> {
-  const root = path.join(runDir, 'checkpoints');
+  const root = runPaths(runDir).checkpoints;
   const names = await fs.readdir(root).catch(() => [] as string[]);
-  return names.filter((n) => /^step-\d+$/.test(n)).sort().reverse().map((n) => path.join(root, n));
+  return names.filter(isCheckpointDirName).sort().reverse().map((n) => path.join(root, n));
 }
 
 /**
@@ -335,8 +292,7 @@ export async function loadCheckpoint(dir: string, opts: { withOptimizer?: boolea
 
 // ---- Imported models -----------------------------------------------------------------------
 
-/** Written next to an imported model instead of trainer_state.json: where it came from. */
-export const IMPORTED_FILE = 'imported.json';
+export { IMPORTED_FILE };
 
 /**
  * Installs weights trained elsewhere (PyTorch, `workspace-lm import`) as the newest checkpoint of
@@ -349,21 +305,21 @@ export const IMPORTED_FILE = 'imported.json';
  * go back).
  */
 export async function saveImportedCheckpoint(runDir: string, model: Gpt, tokenizer: BpeTokenizer, provenance: Record<string, unknown>): Promise<{ dir: string; step: number }> {
-  const ckptRoot = path.join(runDir, 'checkpoints');
+  const ckptRoot = runPaths(runDir).checkpoints;
   await fs.mkdir(ckptRoot, { recursive: true });
   const newest = (await listCheckpoints(runDir))[0];
-  const step = newest === undefined ? 1 : Number(path.basename(newest).slice('step-'.length)) + 1;
+  const step = newest === undefined ? 1 : checkpointStep(newest) + 1;
   const finalDir = path.join(ckptRoot, checkpointDirName(step));
   const tmpDir = path.join(ckptRoot, `.tmp-${checkpointDirName(step)}-${process.pid}-${Date.now()}`);
   await fs.mkdir(tmpDir);
   try {
     const files: Record<string, string> = {
-      [MODEL_FILE]: await writeFileSynced(path.join(tmpDir, MODEL_FILE), modelSafetensorsChunks(model)),
-      [CONFIG_FILE]: await writeFileSynced(path.join(tmpDir, CONFIG_FILE), JSON.stringify(toHfConfig(model.cfg), null, 2) + '\n'),
-      [TOKENIZER_FILE]: await writeFileSynced(path.join(tmpDir, TOKENIZER_FILE), JSON.stringify(tokenizer.toHuggingFaceJSON())),
+      [MODEL_FILE]: await writeNewFile(path.join(tmpDir, MODEL_FILE), modelSafetensorsChunks(model)),
+      [CONFIG_FILE]: await writeNewFile(path.join(tmpDir, CONFIG_FILE), JSON.stringify(toHfConfig(model.cfg), null, 2) + '\n'),
+      [TOKENIZER_FILE]: await writeNewFile(path.join(tmpDir, TOKENIZER_FILE), JSON.stringify(tokenizer.toHuggingFaceJSON())),
     };
     const record = { format: 'workspace-lm/imported', version: 1, ...provenance, files, importedAt: new Date().toISOString() };
-    await writeFileSynced(path.join(tmpDir, IMPORTED_FILE), JSON.stringify(record, null, 1) + '\n');
+    await writeNewFile(path.join(tmpDir, IMPORTED_FILE), JSON.stringify(record, null, 1) + '\n');
     await fsyncDir(tmpDir);
     await fs.rename(tmpDir, finalDir);
     await fsyncDir(ckptRoot);
@@ -372,11 +328,6 @@ export async function saveImportedCheckpoint(runDir: string, model: Gpt, tokeniz
     throw new Error(`could not write ${finalDir}: ${(e as Error).message}`);
   }
   for (const f of [STATE_FILE, OPTIMIZER_FILE]) await fs.rm(path.join(runDir, f), { force: true });
-  for (const f of [MODEL_FILE, CONFIG_FILE, TOKENIZER_FILE]) {
-    const tmp = path.join(runDir, `.${f}.tmp-${process.pid}`);
-    await fs.rm(tmp, { force: true });
-    await fs.link(path.join(finalDir, f), tmp).catch(() => fs.copyFile(path.join(finalDir, f), tmp));
-    await fs.rename(tmp, path.join(runDir, f));
-  }
+  for (const f of [MODEL_FILE, CONFIG_FILE, TOKENIZER_FILE]) await linkAtomic(path.join(finalDir, f), path.join(runDir, f));
   return { dir: finalDir, step };
 }

@@ -16,6 +16,8 @@ import { DEFAULT_TRAIN, parameterCount, toHfConfig, TrainConfig } from '../ml/co
 import { BpeTokenizer } from '../ml/bpe';
 import { decodeSafetensors } from '../ml/safetensors';
 import { listCheckpoints, LoadedCheckpoint, loadCheckpoint, loadCheckpointDir, modelSafetensorsChunks, saveImportedCheckpoint } from './checkpoint';
+import { DatasetMeta, defaultRunDir, isRunDir, RUN_DIR_NAME, runPaths } from './layout';
+import { copyAtomic, writeAtomic } from './atomicFile';
 
 /** The scripts every bundle carries (from the repository's / extension's scripts/ folder). */
 export const BUNDLE_SCRIPTS = ['train_torch.py', 'gpt2_torch.py'] as const;
@@ -69,11 +71,10 @@ export async function resolveRunDir(folderOrRun: string): Promise<string> {
   const abs = path.resolve(folderOrRun);
   const st = await fs.stat(abs).catch(() => null);
   if (st === null || !st.isDirectory()) throw new Error(`folder not found: ${abs}`);
-  const isRun = (d: string): boolean => existsSync(path.join(d, 'checkpoints')) || existsSync(path.join(d, 'data', 'meta.json'));
-  if (isRun(abs)) return abs;
-  const nested = path.join(abs, '.workspace-lm');
-  if (isRun(nested)) return nested;
-  throw new Error(`${abs} is neither a workspace-lm run (no checkpoints/ or data/) nor a folder with one in .workspace-lm/: train first (workspace-lm train ${folderOrRun})`);
+  if (await isRunDir(abs)) return abs;
+  const nested = defaultRunDir(abs);
+  if (await isRunDir(nested)) return nested;
+  throw new Error(`${abs} is neither a workspace-lm run (no checkpoints/ or data/) nor a folder with one in ${RUN_DIR_NAME}/: train first (workspace-lm train ${folderOrRun})`);
 }
 
 /** train_torch.py / gpt2_torch.py: next to dist/ (CLI, server, packaged extension) or in the repository. */
@@ -97,36 +98,10 @@ async function readJson(file: string): Promise<unknown> {
   }
 }
 
-/** Writes under a temporary name, then renames: a reader never sees half a file. */
-async function writeAtomic(file: string, data: string | Uint8Array | Uint8Array[]): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fh = await fs.open(tmp, 'w');
-  try {
-    const chunks = typeof data === 'string' ? [Buffer.from(data, 'utf8')] : Array.isArray(data) ? data : [data];
-    // Tensor views are written in pieces (no copy of the whole file in memory).
-    for (const c of chunks) for (let pos = 0; pos < c.length; pos += 16 << 20) await fh.write(c.subarray(pos, Math.min(c.length, pos + (16 << 20))));
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fs.rename(tmp, file);
-}
-
-async function copyAtomic(from: string, to: string): Promise<void> {
-  const tmp = `${to}.tmp-${process.pid}`;
-  try {
-    await fs.copyFile(from, tmp);
-  } catch (e) {
-    throw new Error((e as NodeJS.ErrnoException).code === 'ENOENT' ? `missing ${from}` : `cannot copy ${from}: ${(e as Error).message}`);
-  }
-  await fs.rename(tmp, to);
-}
-
 function tokenizerKey(t: BpeTokenizer): string {
   return createHash('sha256').update(JSON.stringify(t.toHuggingFaceJSON())).digest('hex');
 }
 
-interface DatasetMetaJson { vocab_size?: number; train_tokens?: number; val_tokens?: number }
 
 /**
  * Writes the PyTorch training bundle of a run into toDir (created if needed; it must be empty or
@@ -137,23 +112,24 @@ export async function exportBundle(runDir: string, toDir: string, opts: ExportOp
   const dir = path.resolve(toDir);
   const weights = opts.weights !== false;
   const scriptsDir = opts.scriptsDir ?? findScriptsDir();
-  const dataDir = path.join(run, 'data');
-  for (const f of ['train.bin', 'val.bin', 'meta.json', 'tokenizer.json']) {
-    if (!existsSync(path.join(dataDir, f))) throw new Error(`${run} has no dataset to export (missing ${path.join(dataDir, f)}): train first (workspace-lm train <folder>)`);
+  const data = runPaths(run);
+  const dataDir = data.data;
+  for (const f of [data.trainBin, data.valBin, data.meta, data.dataTokenizer]) {
+    if (!existsSync(f)) throw new Error(`${run} has no dataset to export (missing ${f}): train first (workspace-lm train <folder>)`);
   }
   const ck = await loadCheckpoint(run);
   const cfg = ck.model.cfg;
-  const meta = (await readJson(path.join(dataDir, 'meta.json'))) as DatasetMetaJson;
-  const dataTok = BpeTokenizer.fromHuggingFaceJSON(await readJson(path.join(dataDir, 'tokenizer.json')));
+  const meta = (await readJson(data.meta)) as Partial<DatasetMeta>;
+  const dataTok = BpeTokenizer.fromHuggingFaceJSON(await readJson(data.dataTokenizer));
   if (meta.vocab_size !== cfg.vocabSize || tokenizerKey(dataTok) !== tokenizerKey(ck.tokenizer)) {
     throw new Error(`${dataDir} was encoded with another tokenizer than the model in ${ck.dir} (vocab ${String(meta.vocab_size)} vs ${cfg.vocabSize}): train the run again before exporting it`);
   }
-  const trainBytes = (await fs.stat(path.join(dataDir, 'train.bin'))).size;
-  const valBytes = (await fs.stat(path.join(dataDir, 'val.bin'))).size;
+  const trainBytes = (await fs.stat(data.trainBin)).size;
+  const valBytes = (await fs.stat(data.valBin)).size;
   const trainTokens = Math.floor(trainBytes / 2);
   const valTokens = Math.floor(valBytes / 2);
   if (trainBytes % 2 !== 0 || (meta.train_tokens !== undefined && meta.train_tokens !== trainTokens)) {
-    throw new Error(`${path.join(dataDir, 'train.bin')}: ${trainBytes} bytes, but meta.json says ${String(meta.train_tokens)} uint16 tokens: the dataset is damaged (train again)`);
+    throw new Error(`${data.trainBin}: ${trainBytes} bytes, but meta.json says ${String(meta.train_tokens)} uint16 tokens: the dataset is damaged (train again)`);
   }
 
   // The bundle's folder: new, empty, or an earlier bundle (never someone's other files).
@@ -189,9 +165,9 @@ export async function exportBundle(runDir: string, toDir: string, opts: ExportOp
     await copyAtomic(from, path.join(dir, name));
     files.push(name);
   };
-  await copy(path.join(dataDir, 'train.bin'), 'train.bin');
-  await copy(path.join(dataDir, 'val.bin'), 'val.bin');
-  await copy(path.join(dataDir, 'meta.json'), 'meta.json');
+  await copy(data.trainBin, 'train.bin');
+  await copy(data.valBin, 'val.bin');
+  await copy(data.meta, 'meta.json');
   await put('tokenizer.json', JSON.stringify(ck.tokenizer.toHuggingFaceJSON()));
   await put('config.json', JSON.stringify(toHfConfig(cfg), null, 2) + '\n');
   await put('train_config.json', JSON.stringify(trainConfig, null, 1) + '\n');
@@ -274,7 +250,7 @@ the newest checkpoint in \`--out\`; on several machines \`--out\` must then be a
 \`model.safetensors\`, \`config.json\`, \`tokenizer.json\`). Copy it to the machine with the editor and:
 
 \`\`\`sh
-workspace-lm import out --out path/to/project/.workspace-lm
+workspace-lm import out --out path/to/project/${RUN_DIR_NAME}
 \`\`\`
 
 (or **Workspace LM: Import Model…** in VS Code). The imported model is served right away.
@@ -329,7 +305,7 @@ export async function importModel(srcDir: string, runDir: string): Promise<Impor
   // Keep run artifacts out of the user's git status when the run dir is inside a repository.
   if (!existsSync(path.join(run, '.gitignore'))) await fs.writeFile(path.join(run, '.gitignore'), '*\n').catch(() => undefined);
   let tokenizerMatchesData: boolean | null = null;
-  const dataTokPath = path.join(run, 'data', 'tokenizer.json');
+  const dataTokPath = runPaths(run).dataTokenizer;
   if (existsSync(dataTokPath)) {
     try {
       tokenizerMatchesData = tokenizerKey(BpeTokenizer.fromHuggingFaceJSON(await readJson(dataTokPath))) === tokenizerKey(ck.tokenizer);

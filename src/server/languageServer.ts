@@ -3,7 +3,6 @@
 // keeps the served model current; reports its state with a custom notification (never an error
 // per keystroke). Every request is validated; a bad one gets an LSP error or an empty answer.
 
-import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   CancellationToken, CompletionItem, CompletionItemKind, Connection, ErrorCodes, InitializeParams, InitializeResult,
@@ -11,11 +10,14 @@ import {
   TextDocumentSyncKind,
 } from 'vscode-languageserver';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { CompletionSettings, DEFAULT_COMPLETION_SETTINGS, InitializationOptions, Methods, ModelStatusParams, StartTrainingParams, TrainingStatus } from '../shared/protocol';
+import { DEFAULT_COMPLETION_SETTINGS } from '../ml/config';
+import { CompletionSettings, InitializationOptions, Methods, ModelStatusParams, StartTrainingParams, TrainingStatus } from '../shared/protocol';
 import { TrainingService } from './trainingService';
 import { exportBundle, importModel } from '../run/exportBundle';
 import { CompletionEngine, CompletionResult } from '../completion/engine';
 import { ModelWatcher } from './modelWatcher';
+import { defaultRunDir } from '../run/layout';
+import { isServedModelMode } from '../ml/servedModel';
 
 export interface ServerOptions {
   /** Serve this checkpoint or run directory (CLI --checkpoint); else from initializationOptions or the workspace root. */
@@ -32,6 +34,7 @@ export function mergeSettings(base: CompletionSettings, patch: unknown): Complet
   const out: CompletionSettings = { ...base };
   if (typeof p['enabled'] === 'boolean') out.enabled = p['enabled'];
   if (p['mode'] === 'line' || p['mode'] === 'block') out.mode = p['mode'];
+  if (isServedModelMode(p['model'])) out.model = p['model'];
   const num = (k: keyof CompletionSettings, lo: number, hi: number): void => {
     const v = p[k];
     if (typeof v === 'number' && Number.isFinite(v) && v >= lo && v <= hi) (out as unknown as Record<string, unknown>)[k] = v;
@@ -65,7 +68,7 @@ export function startLanguageServer(connection: Connection, opts: ServerOptions 
     engine.updateSettings(settings);
     const root = params.workspaceFolders?.[0]?.uri ?? params.rootUri ?? null;
     let dir = opts.modelDir ?? (typeof init.modelDir === 'string' ? init.modelDir : undefined);
-    if (dir === undefined && root !== null && root.startsWith('file:')) dir = path.join(fileURLToPath(root), '.workspace-lm');
+    if (dir === undefined && root !== null && root.startsWith('file:')) dir = defaultRunDir(fileURLToPath(root));
     if (dir !== undefined) watcher = new ModelWatcher(dir, sendStatus, opts.pollMs ?? 2000);
     const inline = params.capabilities.textDocument?.inlineCompletion !== undefined;
     return {

@@ -7,6 +7,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ModelStatusParams } from '../shared/protocol';
 import { listCheckpoints } from '../run/checkpoint';
+import { CONFIG_FILE, STATE_FILE } from '../run/layout';
 import { loadServingModel, ServingModel } from '../completion/servingModel';
 
 export class ModelWatcher {
@@ -60,9 +61,9 @@ export class ModelWatcher {
   private async candidate(): Promise<{ dir: string; key: string } | null> {
     const ckpts = await listCheckpoints(this.dir);
     const target = ckpts[0] ?? this.dir;
-    const st = await fs.stat(path.join(target, 'config.json')).catch(() => null);
+    const st = await fs.stat(path.join(target, CONFIG_FILE)).catch(() => null);
     if (st === null) return null;
-    const state = await fs.stat(path.join(target, 'trainer_state.json')).catch(() => null);
+    const state = await fs.stat(path.join(target, STATE_FILE)).catch(() => null);
     return { dir: ckpts.length > 0 ? this.dir : target, key: `${target}|${state?.mtimeMs ?? st.mtimeMs}` };
   }
 
@@ -83,7 +84,7 @@ export class ModelWatcher {
         this.loadedKey = c.key;
         this.onStatus({
           state: 'ready',
-          message: `serving ${loaded.dir}${loaded.ngram !== undefined ? ' mixed with its n-gram model' : ` (GPT only: ${loaded.ngramSkipped ?? 'no n-gram model'})`}`
+          message: `serving ${loaded.dir}${loaded.counts !== undefined ? ' mixed with its n-gram and copy models' : ` (GPT only: ${loaded.countsSkipped ?? 'no n-gram model'})`}`
             + `${loaded.rejected.length > 0 ? ` (skipped ${loaded.rejected.length} damaged newer checkpoint(s))` : ''}`,
           model: { dir: loaded.dir, step: loaded.step, valLoss: loaded.valLoss, params: loaded.model.numParams },
         });

@@ -11,7 +11,7 @@ import type { LossPoint, StartTrainingParams, TrainingSnapshot, TrainingStatus, 
 import { runTraining } from '../training/trainer';
 import { TrainControl } from '../training/trainControl';
 import type { TrainerState } from '../run/checkpoint';
-import { readEvalReport, summarizeEval } from '../eval/evaluate';
+import { readEvalReport, summarizeEval } from '../run/evalReport';
 
 /** Chart points kept in memory; older ones are thinned (every other point) beyond this. */
 const MAX_POINTS = 2000;

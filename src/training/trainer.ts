@@ -22,6 +22,8 @@ import type { PrepareMessage } from '../shared/poolProtocol';
 import { createEngine, TrainEngine } from './trainEngine';
 import type { TrainControl } from './trainControl';
 import { EvalPoint, HistoryPoint, listCheckpoints, loadCheckpoint, saveCheckpoint, TrainerState } from '../run/checkpoint';
+import { writeAtomic } from '../run/atomicFile';
+import { DATASET_FORMAT, DatasetMeta, runPaths } from '../run/layout';
 
 export interface TrainOptions {
   /** Folders to train on (a multi-root workspace has several). */
@@ -70,27 +72,6 @@ const MAX_BAD_STEPS = 4;
 
 /** History kept in trainer_state.json: downsampled so it stays small on long runs. */
 const MAX_HISTORY = 2000;
-
-interface DatasetMeta {
-  format: 'workspace-lm/dataset';
-  version: 1;
-  vocab_size: number;
-  eot_id: number;
-  train_tokens: number;
-  val_tokens: number;
-  train_files: number;
-  /** train.bin's files in order (so the copy model can tell which training text is the open file's own). */
-  train_paths?: string[];
-  val_files: string[];
-  dataset_hash: string;
-  corpus_bytes: number;
-}
-
-async function writeAtomic(file: string, data: Uint8Array | string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  await fs.writeFile(tmp, data);
-  await fs.rename(tmp, file);
-}
 
 function tokensHash(train: Uint16Array, val: Uint16Array): string {
   return createHash('sha256')
@@ -146,7 +127,7 @@ async function prepareDataset(opts: TrainOptions, vocabSize: number, emit: Train
   const built = await buildInWorker({
     folders: opts.folders, excludeDirs: [path.resolve(opts.outDir)], vocabSize,
     tokenizerJson: given === null ? null : given.toHuggingFaceJSON(),
-    retrainTokenizerOnDrift, cacheDir: path.join(opts.outDir, 'data'),
+    retrainTokenizerOnDrift, cacheDir: runPaths(opts.outDir).data,
     ...(opts.excludeGlobs !== undefined ? { excludeGlobs: opts.excludeGlobs } : {}),
     ...(opts.includeGlobs !== undefined ? { includeGlobs: opts.includeGlobs } : {}),
     ...(opts.extraSecretPatterns !== undefined ? { extraSecretPatterns: opts.extraSecretPatterns } : {}),
@@ -155,26 +136,28 @@ async function prepareDataset(opts: TrainOptions, vocabSize: number, emit: Train
   const tokenizer = given !== null && !built.stats.tokenizerTrained ? given : BpeTokenizer.fromHuggingFaceJSON(built.tokenizerJson);
   const { train, val } = built;
   const hash = tokensHash(train, val);
-  const dataDir = path.join(opts.outDir, 'data');
-  await fs.mkdir(dataDir, { recursive: true });
-  await writeAtomic(path.join(dataDir, 'train.bin'), new Uint8Array(train.buffer, train.byteOffset, train.byteLength));
-  await writeAtomic(path.join(dataDir, 'val.bin'), new Uint8Array(val.buffer, val.byteOffset, val.byteLength));
-  await writeAtomic(path.join(dataDir, 'tokenizer.json'), JSON.stringify(built.tokenizerJson));
+  const run = runPaths(opts.outDir);
+  await fs.mkdir(run.data, { recursive: true });
+  await writeAtomic(run.trainBin, new Uint8Array(train.buffer, train.byteOffset, train.byteLength));
+  await writeAtomic(run.valBin, new Uint8Array(val.buffer, val.byteOffset, val.byteLength));
+  await writeAtomic(run.dataTokenizer, JSON.stringify(built.tokenizerJson));
   const meta: DatasetMeta = {
-    format: 'workspace-lm/dataset', version: 1, vocab_size: tokenizer.vocabSize, eot_id: tokenizer.eotId,
+    format: DATASET_FORMAT, version: 1, vocab_size: tokenizer.vocabSize, eot_id: tokenizer.eotId,
     train_tokens: train.length, val_tokens: val.length, train_files: built.trainFiles, train_paths: built.trainPaths,
     val_files: built.valFiles, dataset_hash: hash, corpus_bytes: built.corpusBytes,
+    folders: opts.folders.map((f) => path.resolve(f)),
   };
-  await writeAtomic(path.join(dataDir, 'meta.json'), JSON.stringify(meta, null, 1) + '\n');
+  // Written last: it vouches for the files above (readers look for it first).
+  await writeAtomic(run.meta, JSON.stringify(meta, null, 1) + '\n');
   return { tokenizer, train, val, hash, stats: built.stats };
 }
 
 /** The dataset a checkpoint was trained on, if data/ still holds it unchanged. */
 async function loadSavedDataset(outDir: string, hash: string, tokenizer: BpeTokenizer): Promise<Prepared | null> {
-  const dataDir = path.join(outDir, 'data');
+  const run = runPaths(outDir);
   try {
-    const train = tokensFromBytes(await fs.readFile(path.join(dataDir, 'train.bin')));
-    const val = tokensFromBytes(await fs.readFile(path.join(dataDir, 'val.bin')));
+    const train = tokensFromBytes(await fs.readFile(run.trainBin));
+    const val = tokensFromBytes(await fs.readFile(run.valBin));
     if (tokensHash(train, val) !== hash) return null;
     return { tokenizer, train, val, hash };
   } catch {
@@ -276,8 +259,8 @@ export async function runTraining(opts: TrainOptions, rawEmit: TrainEventSink): 
     // A previous run's checkpoints would look newer than this run's first ones: set them aside
     // (the last one stays usable until this run saves its own) and drop them after that save.
     if (existing.length > 0) {
-      await fs.rm(path.join(outDir, 'checkpoints.previous'), { recursive: true, force: true });
-      await fs.rename(path.join(outDir, 'checkpoints'), path.join(outDir, 'checkpoints.previous'));
+      await fs.rm(runPaths(outDir).previousCheckpoints, { recursive: true, force: true });
+      await fs.rename(runPaths(outDir).checkpoints, runPaths(outDir).previousCheckpoints);
     }
     data = await prepareDataset(opts, modelCfg.vocabSize, emit, previous?.tokenizer ?? null, previous !== null);
     if (previous !== null && data.stats?.tokenizerTrained === false) {
@@ -390,7 +373,7 @@ async function trainLoop(c: LoopContext): Promise<void> {
       },
     }, train.keepCheckpoints);
     emit({ event: 'checkpoint', step, dir });
-    await fs.rm(path.join(outDir, 'checkpoints.previous'), { recursive: true, force: true });
+    await fs.rm(runPaths(outDir).previousCheckpoints, { recursive: true, force: true });
   };
 
   let stopped = false;
