@@ -210,10 +210,11 @@ export async function infoCommand(argv: string[]): Promise<number> {
     rejected: ck.rejected,
   };
   // The latest `workspace-lm eval` of this run, if any (eval.json next to trainer_state.json).
-  const evalReport = await readEvalReport(values.checkpoint);
+  let evalError: string | null = null;
+  const evalReport = await readEvalReport(values.checkpoint).catch((e: unknown) => { evalError = (e as Error).message; return null; });
   const lastEval = evalReport === null ? null : summarizeEval(evalReport);
   if (values.json === true) {
-    process.stdout.write(JSON.stringify({ ...info, eval: lastEval }) + '\n');
+    process.stdout.write(JSON.stringify({ ...info, eval: lastEval, ...(evalError !== null ? { eval_error: evalError } : {}) }) + '\n');
     return 0;
   }
   const lines = [
@@ -229,7 +230,7 @@ export async function infoCommand(argv: string[]): Promise<number> {
   } else {
     lines.push('training    no trainer state (imported weights)');
   }
-  lines.push(`eval        ${lastEval === null ? 'none yet (workspace-lm eval --checkpoint DIR <folder>)' : formatEvalSummary(lastEval, s?.step ?? null)}`);
+  lines.push(`eval        ${lastEval !== null ? formatEvalSummary(lastEval, s?.step ?? null) : evalError ?? 'none yet (workspace-lm eval --checkpoint DIR)'}`);
   for (const r of ck.rejected) lines.push(`warning     skipped damaged checkpoint: ${r.reason}`);
   process.stdout.write(lines.join('\n') + '\n');
   return 0;

@@ -66,6 +66,13 @@ export const DEFAULT_MEMORY_CAP_MB = 1536;
  * (measured ~16 on a 6 MB TypeScript corpus; 20 leaves headroom).
  */
 export const PREP_BYTES_PER_SOURCE_BYTE = 20;
+/** What the memory cap sets aside besides the model, its moments and gradients (training/runDataset.ts). */
+export const MEMORY_BUDGET = {
+  /** The runtime itself (V8, the bundles, the event loop's buffers). */
+  runtimeBytes: 150e6,
+  /** Each training thread's activations and scratch at the default presets' batch. */
+  perThreadBytes: 40e6,
+} as const;
 
 export interface DataConfig {
   /** Fraction of files held out for validation (by file, so val measures unseen files). */

@@ -94,14 +94,24 @@ export async function writeEvalReport(checkpointArg: string, report: EvalReport)
   return file;
 }
 
-/** The last eval written for a run or checkpoint directory, or null. */
+/** The last eval written for a run or checkpoint directory; null when there is none. A damaged or foreign eval.json is an error naming the file. */
 export async function readEvalReport(dir: string): Promise<EvalReport | null> {
+  const file = path.join(path.resolve(dir), EVAL_FILE);
+  let text: string;
   try {
-    const json = JSON.parse(await fs.readFile(path.join(path.resolve(dir), EVAL_FILE), 'utf8')) as EvalReport;
-    return json.format === EVAL_REPORT_FORMAT ? json : null;
-  } catch {
-    return null;
+    text = await fs.readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
   }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file} is damaged (${(e as Error).message}): run \`workspace-lm eval\` again`);
+  }
+  if (typeof json !== 'object' || json === null || (json as { format?: unknown }).format !== EVAL_REPORT_FORMAT) throw new Error(`${file} is not a workspace-lm eval report`);
+  return json as EvalReport;
 }
 
 /** The headline of an eval, for `info` and the sidebar: the model against the n-gram baseline. */

@@ -16,7 +16,7 @@ import { DEFAULT_TRAIN, parameterCount, toHfConfig, TrainConfig } from '../ml/co
 import { BpeTokenizer } from '../ml/bpe';
 import { decodeSafetensors } from '../ml/safetensors';
 import { listCheckpoints, LoadedCheckpoint, loadCheckpoint, loadCheckpointDir, modelSafetensorsChunks, saveImportedCheckpoint } from './checkpoint';
-import { DatasetMeta, defaultRunDir, isRunDir, RUN_DIR_NAME, runPaths } from './layout';
+import { DatasetMeta, defaultRunDir, initRunDir, isRunDir, RUN_DIR_NAME, runPaths } from './layout';
 import { copyAtomic, writeAtomic } from './atomicFile';
 
 /** The scripts every bundle carries (from the repository's / extension's scripts/ folder). */
@@ -301,9 +301,7 @@ export async function importModel(srcDir: string, runDir: string): Promise<Impor
     throw new Error(`cannot import ${src}: ${(e as Error).message}`);
   }
   const run = path.resolve(runDir);
-  await fs.mkdir(run, { recursive: true });
-  // Keep run artifacts out of the user's git status when the run dir is inside a repository.
-  if (!existsSync(path.join(run, '.gitignore'))) await fs.writeFile(path.join(run, '.gitignore'), '*\n').catch(() => undefined);
+  await initRunDir(run);
   let tokenizerMatchesData: boolean | null = null;
   const dataTokPath = runPaths(run).dataTokenizer;
   if (existsSync(dataTokPath)) {

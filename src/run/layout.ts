@@ -14,6 +14,7 @@
 
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { writeAtomic } from './atomicFile';
 
 /** The run folder's name inside a workspace folder (the CLI's default --out; never indexed). */
 export const RUN_DIR_NAME = '.workspace-lm';
@@ -79,6 +80,16 @@ export function runPaths(runDir: string) {
 }
 
 export type RunPaths = ReturnType<typeof runPaths>;
+
+/**
+ * Creates a run directory (and its parents) with a .gitignore of `*`: a run inside the user's
+ * repository stays out of their git status.
+ */
+export async function initRunDir(runDir: string): Promise<void> {
+  await fs.mkdir(runDir, { recursive: true });
+  const ignore = path.join(runDir, '.gitignore');
+  if (!(await fs.stat(ignore).then(() => true, () => false))) await writeAtomic(ignore, '*\n');
+}
 
 /** Whether `dir` looks like a run directory (it has checkpoints or a dataset). */
 export async function isRunDir(dir: string): Promise<boolean> {

@@ -3,167 +3,23 @@
 // stops cleanly (with a checkpoint) when its AbortSignal fires. Used by the CLI now and by the
 // language server later; no terminal or editor code here.
 
-import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_FANOUT, DEFAULT_MEMORY_CAP_MB, DEFAULT_TRAIN, ModelConfig, parameterCount, PREP_BYTES_PER_SOURCE_BYTE, PRESETS, PresetName, TrainConfig } from '../ml/config';
-import { BpeTokenizer } from '../ml/bpe';
-import { BatchLoader, tokensFromBytes, validationBatches } from '../ml/dataset';
+import { DEFAULT_FANOUT, DEFAULT_TRAIN, ModelConfig, PRESETS, PresetName, TrainConfig } from '../ml/config';
+import { BatchLoader, validationBatches } from '../ml/dataset';
 import { Gpt } from '../ml/gpt';
-import { AdamW, learningRate, LrSchedule } from '../ml/adamw';
+import { AdamW, LrSchedule } from '../ml/adamw';
 import { Rng } from '../ml/rng';
 import type { TrainEventSink } from '../shared/trainEvents';
-import { Worker } from 'node:worker_threads';
-import { buildDataset, BuildInput, BuildOutput, BuildStats } from '../corpus/datasetBuilder';
-import { distPath } from '../runtime/distFiles';
-import { PER_THREAD_PRIORITY } from '../runtime/priority';
-import type { PrepareMessage } from '../shared/poolProtocol';
-import { createEngine, TrainEngine } from './trainEngine';
-import type { TrainControl } from './trainControl';
-import { EvalPoint, HistoryPoint, listCheckpoints, loadCheckpoint, saveCheckpoint, TrainerState } from '../run/checkpoint';
-import { writeAtomic } from '../run/atomicFile';
-import { DATASET_FORMAT, DatasetMeta, runPaths } from '../run/layout';
+import { listCheckpoints, loadCheckpoint, TrainerState } from '../run/checkpoint';
+import { initRunDir, runPaths } from '../run/layout';
+import { createEngine } from './trainEngine';
+import { loadSavedDataset, prepareDataset, Prepared } from './runDataset';
+import { defaultThreads, TrainOptions } from './runOptions';
+import { trainLoop } from './trainLoop';
 
-export interface TrainOptions {
-  /** Folders to train on (a multi-root workspace has several). */
-  folders: string[];
-  outDir: string;
-  preset: PresetName;
-  /** Overrides of the preset's training config (CLI flags). */
-  train?: Partial<TrainConfig>;
-  resume: boolean;
-  /** Worker threads (default: all cores, at low priority; see defaultThreads). */
-  threads?: number;
-  /** Leaders around the root of the gradient reduction tree. */
-  fanout?: number;
-  /** VS Code's files.exclude/search.exclude and the extension's own globs. */
-  excludeGlobs?: string[];
-  includeGlobs?: string[];
-  /** User-supplied secret patterns (regex sources), redacted like the built-in rules. */
-  extraSecretPatterns?: string[];
-  /** Memory cap in MB (default DEFAULT_MEMORY_CAP_MB): a larger workspace trains on a sample. */
-  memoryCapMb?: number;
-  /** Stop (checkpoint and end) when aborted. */
-  signal?: AbortSignal;
-  /**
-   * Retrain on changes: a new run on the current files that starts from the previous run's
-   * weights and tokenizer (only changed files are re-read and re-encoded). Falls back to a run
-   * from scratch when the code changed so much that the tokenizer had to be retrained.
-   */
-  retrain?: boolean;
-  /** Pause/resume between steps (the language server's buttons); `signal` still stops. */
-  control?: TrainControl;
-  /** Builds the step engine (default: the worker pool); fault-injection tests wrap it. */
-  engineFactory?: typeof createEngine;
-}
-
-/**
- * Every core on Linux, where the training threads lower their own priority (TRAINING_THREAD_NICE),
- * so the editor, the shell and the completion server win whenever they want a core and idle cores
- * go to training. Elsewhere (no per-thread priority) all cores but one, at least one.
- */
-export function defaultThreads(): number {
-  return Math.max(1, os.availableParallelism() - (PER_THREAD_PRIORITY ? 0 : 1));
-}
-
-/** Consecutive diverging steps (each skipped, with the learning rate halved) before a run stops. */
-const MAX_BAD_STEPS = 4;
-
-/** History kept in trainer_state.json: downsampled so it stays small on long runs. */
-const MAX_HISTORY = 2000;
-
-function tokensHash(train: Uint16Array, val: Uint16Array): string {
-  return createHash('sha256')
-    .update(new Uint8Array(train.buffer, train.byteOffset, train.byteLength))
-    .update(new Uint8Array(val.buffer, val.byteOffset, val.byteLength))
-    .digest('hex');
-}
-
-interface Prepared {
-  tokenizer: BpeTokenizer;
-  train: Uint16Array;
-  val: Uint16Array;
-  hash: string;
-  /** How the dataset was built (absent when loaded as saved). */
-  stats?: BuildStats;
-}
-
-/**
- * How much source the dataset may hold under the memory cap: what is left after the model's
- * weights, moments and per-thread gradients and a fixed runtime allowance, at
- * PREP_BYTES_PER_SOURCE_BYTE bytes of peak memory per source byte.
- */
-function corpusBudget(opts: TrainOptions, vocabSize: number): { maxTotalBytes: number; memoryCapMb: number } {
-  const capMb = opts.memoryCapMb ?? DEFAULT_MEMORY_CAP_MB;
-  const params = parameterCount({ ...PRESETS[opts.preset].model, vocabSize });
-  const threads = opts.threads ?? defaultThreads();
-  const modelBytes = params * 4 * (3 + threads) + threads * 40e6;
-  const left = capMb * 1e6 - modelBytes - 150e6;
-  return { maxTotalBytes: Math.max(1e6, Math.floor(left / PREP_BYTES_PER_SOURCE_BYTE)), memoryCapMb: capMb };
-}
-
-/** Runs buildDataset in a worker thread (in-process if the worker bundle is missing). */
-function buildInWorker(input: BuildInput, emit: TrainEventSink): Promise<BuildOutput> {
-  const file = distPath('prepareWorker.js');
-  if (file === null) return buildDataset(input, emit);
-  return new Promise<BuildOutput>((resolve, reject) => {
-    const worker = new Worker(file, { workerData: input });
-    let settled = false;
-    worker.on('message', (m: PrepareMessage) => {
-      if (m.type === 'event') emit(m.event);
-      else if (m.type === 'done') { settled = true; resolve(m.result); }
-      else { settled = true; reject(new Error(m.message)); }
-    });
-    worker.on('error', (e) => { settled = true; reject(e); });
-    worker.on('exit', (code) => {
-      if (!settled) reject(new Error(`the dataset worker exited (code ${code}) before finishing`));
-    });
-  });
-}
-
-/** Builds the dataset of the run's folders (tokenizer trained unless given) and writes data/. */
-async function prepareDataset(opts: TrainOptions, vocabSize: number, emit: TrainEventSink, given: BpeTokenizer | null, retrainTokenizerOnDrift = false): Promise<Prepared> {
-  const built = await buildInWorker({
-    folders: opts.folders, excludeDirs: [path.resolve(opts.outDir)], vocabSize,
-    tokenizerJson: given === null ? null : given.toHuggingFaceJSON(),
-    retrainTokenizerOnDrift, cacheDir: runPaths(opts.outDir).data,
-    ...(opts.excludeGlobs !== undefined ? { excludeGlobs: opts.excludeGlobs } : {}),
-    ...(opts.includeGlobs !== undefined ? { includeGlobs: opts.includeGlobs } : {}),
-    ...(opts.extraSecretPatterns !== undefined ? { extraSecretPatterns: opts.extraSecretPatterns } : {}),
-    ...corpusBudget(opts, vocabSize),
-  }, emit);
-  const tokenizer = given !== null && !built.stats.tokenizerTrained ? given : BpeTokenizer.fromHuggingFaceJSON(built.tokenizerJson);
-  const { train, val } = built;
-  const hash = tokensHash(train, val);
-  const run = runPaths(opts.outDir);
-  await fs.mkdir(run.data, { recursive: true });
-  await writeAtomic(run.trainBin, new Uint8Array(train.buffer, train.byteOffset, train.byteLength));
-  await writeAtomic(run.valBin, new Uint8Array(val.buffer, val.byteOffset, val.byteLength));
-  await writeAtomic(run.dataTokenizer, JSON.stringify(built.tokenizerJson));
-  const meta: DatasetMeta = {
-    format: DATASET_FORMAT, version: 1, vocab_size: tokenizer.vocabSize, eot_id: tokenizer.eotId,
-    train_tokens: train.length, val_tokens: val.length, train_files: built.trainFiles, train_paths: built.trainPaths,
-    val_files: built.valFiles, dataset_hash: hash, corpus_bytes: built.corpusBytes,
-    folders: opts.folders.map((f) => path.resolve(f)),
-  };
-  // Written last: it vouches for the files above (readers look for it first).
-  await writeAtomic(run.meta, JSON.stringify(meta, null, 1) + '\n');
-  return { tokenizer, train, val, hash, stats: built.stats };
-}
-
-/** The dataset a checkpoint was trained on, if data/ still holds it unchanged. */
-async function loadSavedDataset(outDir: string, hash: string, tokenizer: BpeTokenizer): Promise<Prepared | null> {
-  const run = runPaths(outDir);
-  try {
-    const train = tokensFromBytes(await fs.readFile(run.trainBin));
-    const val = tokensFromBytes(await fs.readFile(run.valBin));
-    if (tokensHash(train, val) !== hash) return null;
-    return { tokenizer, train, val, hash };
-  } catch {
-    return null;
-  }
-}
+export { defaultThreads };
+export type { TrainOptions };
 
 /**
  * Progress events are frequent (per merge, per file); pass on at most one per phase every 100 ms
@@ -198,9 +54,7 @@ export async function runTraining(opts: TrainOptions, rawEmit: TrainEventSink): 
     if (st === null || !st.isDirectory()) throw new Error(`folder not found: ${path.resolve(folder)}`);
   }
   const emit = throttleProgress(rawEmit);
-  await fs.mkdir(outDir, { recursive: true });
-  // Keep run artifacts out of the user's git status when the out dir is inside their repo.
-  await fs.writeFile(path.join(outDir, '.gitignore'), '*\n').catch(() => undefined);
+  await initRunDir(outDir);
 
   let train = resolveTrainConfig(opts.preset, opts.train);
   let modelCfg: ModelConfig = { ...PRESETS[opts.preset].model };
@@ -308,145 +162,3 @@ export async function runTraining(opts: TrainOptions, rawEmit: TrainEventSink): 
   }
 }
 
-interface LoopContext {
-  opts: TrainOptions;
-  emit: TrainEventSink;
-  engine: TrainEngine;
-  train: TrainConfig;
-  modelCfg: ModelConfig;
-  state: TrainerState | null;
-  data: Prepared;
-  loader: BatchLoader;
-  valSet: { ids: Int32Array; targets: Int32Array }[];
-  B: number;
-  T: number;
-  totalSteps: number;
-  schedule: LrSchedule;
-  budgetSec: number;
-  outDir: string;
-}
-
-/** Steps until done, stopped or out of time; evaluates, checkpoints and reports along the way. */
-async function trainLoop(c: LoopContext): Promise<void> {
-  const { opts, emit, engine, train, modelCfg, state, data, loader, valSet, B, T, totalSteps, schedule, budgetSec, outDir } = c;
-  const { model, optimizer } = engine;
-  const startStep = state?.step ?? 0;
-  emit({
-    event: 'model', engine: engine.description, params: model.numParams, n_layer: modelCfg.nLayer, n_head: modelCfg.nHead, n_embd: modelCfg.dModel,
-    context: T, vocab_size: modelCfg.vocabSize, batch: B, total_steps: totalSteps, resumed_from_step: startStep,
-  });
-
-  const rng = state !== null ? Rng.fromState(state.rng) : new Rng(train.seed ^ 0x5eed);
-  const history: HistoryPoint[] = state?.history ?? [];
-  const evals: EvalPoint[] = state?.evals ?? [];
-  let step = startStep;
-  let tokensSeen = state?.tokensSeen ?? 0;
-  const elapsedBefore = state?.elapsedSec ?? 0;
-  const t0 = performance.now();
-  let pausedMs = 0;
-  // Training time: wall time of this session minus pauses, plus what earlier sessions trained.
-  const elapsed = (): number => elapsedBefore + (performance.now() - t0 - pausedMs) / 1000;
-  let lastLoss: number | null = state?.lastLoss ?? null;
-  let lastValLoss: number | null = state?.lastValLoss ?? null;
-  const ids = new Int32Array(B * T);
-  const targets = new Int32Array(B * T);
-  // Throughput over the recent steps (a window, so the figure follows changes in machine load).
-  const recent: { t: number; tokens: number }[] = [];
-  const hyper = { lr: 0, beta1: train.beta1, beta2: train.beta2, eps: train.eps, weightDecay: train.weightDecay };
-
-  const evaluate = async (): Promise<void> => {
-    if (valSet.length === 0) return;
-    let sum = 0;
-    for (const b of valSet) sum += await engine.evaluate(b.ids, b.targets);
-    const v = sum / valSet.length;
-    lastValLoss = v;
-    evals.push({ step, valLoss: v });
-    emit({ event: 'eval', step, val_loss: v });
-  };
-
-  const checkpoint = async (): Promise<void> => {
-    const dir = await saveCheckpoint({
-      runDir: outDir, model, optimizer, tokenizer: data.tokenizer,
-      state: {
-        step, totalSteps, tokensSeen, elapsedSec: elapsed(), cursor: loader.cursor(), rng: rng.state(),
-        model: modelCfg, train, datasetHash: data.hash, lastLoss, lastValLoss, history, evals, lrScale,
-      },
-    }, train.keepCheckpoints);
-    emit({ event: 'checkpoint', step, dir });
-    await fs.rm(runPaths(outDir).previousCheckpoints, { recursive: true, force: true });
-  };
-
-  let stopped = false;
-  let savedAt = -1;
-  /** Learning-rate multiplier, halved after each diverging step (kept in checkpoints). */
-  let lrScale = state?.lrScale ?? 1;
-  let badSteps = 0;
-  const stopRequested = (): boolean => opts.signal?.aborted === true || opts.control?.signal.aborted === true;
-  while (step < totalSteps) {
-    if (opts.control?.paused === true && !stopRequested()) {
-      const p0 = performance.now();
-      emit({ event: 'paused', step });
-      await opts.control.waitWhilePaused();
-      pausedMs += performance.now() - p0;
-      recent.length = 0; // throughput restarts after a pause
-      if (!stopRequested()) emit({ event: 'resumed', step });
-    }
-    if (stopRequested()) { stopped = true; break; }
-    if (budgetSec > 0 && elapsed() >= budgetSec) break;
-    const progress = Math.max(step / totalSteps, budgetSec > 0 ? elapsed() / budgetSec : 0);
-    hyper.lr = learningRate(schedule, step, progress) * lrScale;
-    loader.next(ids, targets);
-    const { loss, gradNorm } = await engine.step(ids, targets, hyper, train.gradClip);
-    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-      // The engines skip the update on a non-finite loss or gradient, so the weights are still
-      // the last good ones. Skip this batch and halve the learning rate; a run that keeps
-      // diverging stops with a clear message (its last checkpoint is intact).
-      badSteps++;
-      if (badSteps >= MAX_BAD_STEPS) {
-        throw new Error(`training diverged: ${badSteps} steps in a row gave a non-finite loss or gradient (last loss ${loss}, gradient norm ${gradNorm}) at step ${step + 1}; the last checkpoint is intact — try a lower learning rate`);
-      }
-      lrScale *= 0.5;
-      emit({ event: 'warning', message: `step ${step + 1}: non-finite loss or gradient (loss ${loss}); skipped the update and halved the learning rate (now ×${lrScale})` });
-      continue;
-    }
-    badSteps = 0;
-    step++;
-    tokensSeen += B * T;
-    lastLoss = loss;
-    const now = elapsed();
-    recent.push({ t: now, tokens: tokensSeen });
-    if (recent.length > 20) recent.shift();
-    const first = recent[0]!;
-    const tokensPerSec = recent.length > 1 ? (tokensSeen - first.tokens) / Math.max(1e-9, now - first.t) : (B * T) / Math.max(1e-9, now - elapsedBefore);
-    const secPerStep = (B * T) / Math.max(1e-9, tokensPerSec);
-    let eta = (totalSteps - step) * secPerStep;
-    if (budgetSec > 0) eta = Math.min(eta, Math.max(0, budgetSec - now));
-    if (history.length >= MAX_HISTORY) {
-      // Downsample: keep every other point, so the history spans the whole run at half density.
-      const kept = history.filter((_, i) => i % 2 === 0);
-      history.length = 0;
-      history.push(...kept);
-    }
-    history.push({ step, loss, lr: hyper.lr, tokensPerSec, elapsedSec: now });
-    emit({ event: 'step', step, total_steps: totalSteps, epoch: loader.epochProgress, loss, lr: hyper.lr, grad_norm: gradNorm, tokens_per_s: tokensPerSec, elapsed_s: now, eta_s: eta });
-    if (step % train.evalEvery === 0 || step === totalSteps) await evaluate();
-    if (step % train.checkpointEvery === 0) {
-      await checkpoint();
-      savedAt = step;
-    }
-    // Let signals, timers and I/O run between steps (Ctrl-C, progress rendering).
-    await new Promise((r) => setImmediate(r));
-  }
-  if (savedAt !== step) {
-    if (evals.length === 0 || evals[evals.length - 1]!.step !== step) await evaluate();
-    await checkpoint();
-  }
-  const total = elapsed();
-  emit({
-    event: 'done', steps: step, train_loss: lastLoss, val_loss: lastValLoss,
-    tokens_per_s: (tokensSeen - (state?.tokensSeen ?? 0)) / Math.max(1e-9, total - elapsedBefore),
-    elapsed_s: total, tokens_seen: tokensSeen, stopped, out_dir: outDir,
-    // Whole process, worker threads included (they share its address space).
-    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
-  });
-}
