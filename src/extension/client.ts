@@ -2,7 +2,11 @@
 // IPC and exposes typed calls. The extension host itself does no training or inference work.
 import * as vscode from 'vscode';
 import { LanguageClient, LanguageClientOptions, ServerOptions, TransportKind } from 'vscode-languageclient/node';
-import { InitializationOptions, Methods, ModelStatusParams, StartTrainingParams, TrainingSnapshot, TrainingStatus } from '../shared/protocol';
+import {
+  ExportBundleRequest, ExportBundleResult, ImportModelRequest, ImportModelResult, InitializationOptions, ModelStatusNotification, ModelStatusParams,
+  PauseTrainingRequest, ResumeTrainingRequest, StartTrainingParams, StartTrainingRequest, StopTrainingRequest, TrainingSnapshot,
+  TrainingSnapshotRequest, TrainingStatus, TrainingStatusNotification, UpdateSettingsNotification,
+} from '../shared/protocol';
 import { config } from './config';
 
 export interface ServerEvents {
@@ -29,8 +33,8 @@ export class WorkspaceLmClient {
       revealOutputChannelOn: 4, // RevealOutputChannelOn.Never
     };
     this.client = new LanguageClient('workspaceLm', 'Workspace LM', serverOptions, clientOptions);
-    this.client.onNotification(Methods.trainingStatus, (s: TrainingStatus) => events.onTrainingStatus(s));
-    this.client.onNotification(Methods.modelStatus, (s: ModelStatusParams) => events.onModelStatus(s));
+    this.client.onNotification(TrainingStatusNotification, (s) => events.onTrainingStatus(s));
+    this.client.onNotification(ModelStatusNotification, (s) => events.onModelStatus(s));
   }
 
   start(): Promise<void> {
@@ -42,34 +46,34 @@ export class WorkspaceLmClient {
   }
 
   startTraining(p: StartTrainingParams): Promise<TrainingStatus> {
-    return this.client.sendRequest(Methods.startTraining, p);
+    return this.client.sendRequest(StartTrainingRequest, p);
   }
 
   pause(): Promise<TrainingStatus> {
-    return this.client.sendRequest(Methods.pauseTraining);
+    return this.client.sendRequest(PauseTrainingRequest);
   }
 
   resume(): Promise<TrainingStatus> {
-    return this.client.sendRequest(Methods.resumeTraining);
+    return this.client.sendRequest(ResumeTrainingRequest);
   }
 
   stopTraining(): Promise<TrainingStatus> {
-    return this.client.sendRequest(Methods.stopTraining);
+    return this.client.sendRequest(StopTrainingRequest);
   }
 
   snapshot(): Promise<TrainingSnapshot> {
-    return this.client.sendRequest(Methods.trainingSnapshot, { outDir: this.runDir });
+    return this.client.sendRequest(TrainingSnapshotRequest, { outDir: this.runDir });
   }
 
-  exportBundle(toDir: string): Promise<{ dir: string }> {
-    return this.client.sendRequest(Methods.exportBundle, { runDir: this.runDir, toDir });
+  exportBundle(toDir: string): Promise<ExportBundleResult> {
+    return this.client.sendRequest(ExportBundleRequest, { runDir: this.runDir, toDir });
   }
 
-  importModel(srcDir: string): Promise<unknown> {
-    return this.client.sendRequest(Methods.importModel, { srcDir, runDir: this.runDir });
+  importModel(srcDir: string): Promise<ImportModelResult> {
+    return this.client.sendRequest(ImportModelRequest, { srcDir, runDir: this.runDir });
   }
 
   updateSettings(): void {
-    void this.client.sendNotification(Methods.updateSettings, config.completion());
+    void this.client.sendNotification(UpdateSettingsNotification, config.completion());
   }
 }

@@ -7,11 +7,15 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   CancellationToken, CompletionItem, CompletionItemKind, Connection, ErrorCodes, InitializeParams, InitializeResult,
-  InlineCompletionItem, InlineCompletionParams, Position, ResponseError, TextDocumentPositionParams, TextDocuments,
+  InlineCompletionItem, InlineCompletionRequest, Position, ResponseError, TextDocumentPositionParams, TextDocuments,
   TextDocumentSyncKind,
 } from 'vscode-languageserver';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { CompletionSettings, DEFAULT_COMPLETION_SETTINGS, InitializationOptions, Methods, ModelStatusParams, StartTrainingParams, TrainingStatus } from '../shared/protocol';
+import {
+  CompletionSettings, DEFAULT_COMPLETION_SETTINGS, ExportBundleRequest, ImportModelRequest, InitializationOptions, ModelStatusNotification,
+  ModelStatusParams, PauseTrainingRequest, ResumeTrainingRequest, StartTrainingRequest, StopTrainingRequest, TrainingSnapshotRequest,
+  TrainingStatusNotification, UpdateSettingsNotification, WorkspaceLmConfiguration,
+} from '../shared/protocol';
 import { TrainingService } from './trainingService';
 import { exportBundle, importModel } from '../run/exportBundle';
 import { CompletionEngine, CompletionResult } from '../completion/engine';
@@ -56,7 +60,7 @@ export function startLanguageServer(connection: Connection, opts: ServerOptions 
 
   const sendStatus = (s: ModelStatusParams): void => {
     log(`model: ${s.state}: ${s.message}`);
-    void connection.sendNotification(Methods.modelStatus, s);
+    void connection.sendNotification(ModelStatusNotification, s);
   };
 
   connection.onInitialize((params: InitializeParams): InitializeResult => {
@@ -85,49 +89,51 @@ export function startLanguageServer(connection: Connection, opts: ServerOptions 
   });
 
   // Training runs in this process's worker pool; requests control it, notifications report it.
-  const training = new TrainingService((st: TrainingStatus) => void connection.sendNotification(Methods.trainingStatus, st));
+  const training = new TrainingService((st) => void connection.sendNotification(TrainingStatusNotification, st));
   const asError = (e: unknown): ResponseError<void> => new ResponseError(ErrorCodes.InvalidParams, (e as Error).message);
-  connection.onRequest(Methods.startTraining, async (p: StartTrainingParams) => {
+  // Params are typed by the request objects but come off the wire: every handler still checks them.
+  connection.onRequest(StartTrainingRequest, async (p) => {
     try {
       return await training.start(p);
     } catch (e) {
       throw asError(e);
     }
   });
-  connection.onRequest(Methods.pauseTraining, () => training.pause());
-  connection.onRequest(Methods.resumeTraining, () => training.resume());
-  connection.onRequest(Methods.stopTraining, () => training.stop());
-  connection.onRequest(Methods.trainingSnapshot, (p: { outDir?: unknown } | null) =>
+  connection.onRequest(PauseTrainingRequest, () => training.pause());
+  connection.onRequest(ResumeTrainingRequest, () => training.resume());
+  connection.onRequest(StopTrainingRequest, () => training.stop());
+  connection.onRequest(TrainingSnapshotRequest, (p) =>
     training.snapshot(typeof p?.outDir === 'string' ? p.outDir : undefined));
 
-  connection.onRequest(Methods.exportBundle, async (p: { runDir?: unknown; toDir?: unknown } | null) => {
+  connection.onRequest(ExportBundleRequest, async (p) => {
     if (typeof p?.runDir !== 'string' || typeof p.toDir !== 'string') throw new ResponseError(ErrorCodes.InvalidParams, 'expected { runDir, toDir }');
     try {
-      return await exportBundle(p.runDir, p.toDir);
+      const r = await exportBundle(p.runDir, p.toDir);
+      return { dir: r.dir, files: r.files };
     } catch (e) {
       throw asError(e);
     }
   });
-  connection.onRequest(Methods.importModel, async (p: { srcDir?: unknown; runDir?: unknown } | null) => {
+  connection.onRequest(ImportModelRequest, async (p) => {
     if (typeof p?.srcDir !== 'string' || typeof p.runDir !== 'string') throw new ResponseError(ErrorCodes.InvalidParams, 'expected { srcDir, runDir }');
     if (training.state === 'training' || training.state === 'preparing' || training.state === 'paused') {
       throw new ResponseError(ErrorCodes.InvalidRequest, 'a training run is active: stop it before importing a model (its next checkpoint would replace the import)');
     }
     try {
-      const result = await importModel(p.srcDir, p.runDir);
+      const r = await importModel(p.srcDir, p.runDir);
       await watcher?.check();
-      return result;
+      return { checkpointDir: r.checkpointDir, step: r.step };
     } catch (e) {
       throw asError(e);
     }
   });
 
-  connection.onNotification(Methods.updateSettings, (patch: unknown) => {
+  connection.onNotification(UpdateSettingsNotification, (patch) => {
     settings = mergeSettings(settings, patch);
     engine.updateSettings(settings);
   });
   connection.onDidChangeConfiguration((change) => {
-    const section = (change.settings as Record<string, unknown> | null)?.['workspaceLm'];
+    const section = (change.settings as WorkspaceLmConfiguration | null)?.workspaceLm;
     if (section !== undefined) {
       settings = mergeSettings(settings, section);
       engine.updateSettings(settings);
@@ -163,7 +169,7 @@ export function startLanguageServer(connection: Connection, opts: ServerOptions 
     return { result, doc, pos };
   };
 
-  connection.onRequest('textDocument/inlineCompletion', async (params: InlineCompletionParams, token: CancellationToken): Promise<InlineCompletionItem[] | null> => {
+  connection.onRequest(InlineCompletionRequest.type, async (params, token): Promise<InlineCompletionItem[] | null> => {
     const s = await suggest(params, token);
     if (s === null) return null;
     const end = { line: s.pos.line, character: s.pos.character + s.result.replaceChars };
