@@ -3,7 +3,7 @@
 import * as vscode from 'vscode';
 import { promises as fs } from 'node:fs';
 import { config } from './config';
-import type { ExtensionState } from './main';
+import type { ExtensionState } from './extensionState';
 
 export function registerCommands(ctx: vscode.ExtensionContext, st: ExtensionState): void {
   const reg = (id: string, fn: () => unknown): void => {
