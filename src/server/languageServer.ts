@@ -12,7 +12,7 @@ import {
 } from 'vscode-languageserver';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import {
-  CompletionSettings, DEFAULT_COMPLETION_SETTINGS, ExportBundleRequest, ImportModelRequest, InitializationOptions, ModelStatusNotification,
+  COMPLETION_MODELS, COMPLETION_MODES, CompletionSettings, DEFAULT_COMPLETION_SETTINGS, ExportBundleRequest, ImportModelRequest, InitializationOptions, ModelStatusNotification,
   ModelStatusParams, PauseTrainingRequest, ResumeTrainingRequest, StartTrainingRequest, StopTrainingRequest, TrainingSnapshotRequest,
   TrainingStatusNotification, UpdateSettingsNotification, WorkspaceLmConfiguration,
 } from '../shared/protocol';
@@ -35,7 +35,9 @@ export function mergeSettings(base: CompletionSettings, patch: unknown): Complet
   const p = patch as Record<string, unknown>;
   const out: CompletionSettings = { ...base };
   if (typeof p['enabled'] === 'boolean') out.enabled = p['enabled'];
-  if (p['mode'] === 'line' || p['mode'] === 'block') out.mode = p['mode'];
+  const oneOf = <T extends string>(values: readonly T[], v: unknown): v is T => typeof v === 'string' && (values as readonly string[]).includes(v);
+  if (oneOf(COMPLETION_MODES, p['mode'])) out.mode = p['mode'];
+  if (oneOf(COMPLETION_MODELS, p['model'])) out.model = p['model'];
   const num = (k: keyof CompletionSettings, lo: number, hi: number): void => {
     const v = p[k];
     if (typeof v === 'number' && Number.isFinite(v) && v >= lo && v <= hi) (out as unknown as Record<string, unknown>)[k] = v;

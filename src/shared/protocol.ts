@@ -8,12 +8,22 @@ import { NotificationType, RequestType, RequestType0 } from 'vscode-languageserv
 import type { PresetName } from '../ml/config';
 
 /** 'line': complete the current line; 'block': possibly several lines of a block. */
-export type CompletionMode = 'line' | 'block';
+export const COMPLETION_MODES = ['line', 'block'] as const;
+export type CompletionMode = (typeof COMPLETION_MODES)[number];
+
+/**
+ * Which model completes. 'served': the GPT mixed with the run's n-gram and copy models, with the
+ * weights fitted when the checkpoint is loaded (what training produces); 'gpt': the network alone;
+ * 'counts': the n-gram and copy models without the network. The last two are ways to compare.
+ */
+export const COMPLETION_MODELS = ['served', 'gpt', 'counts'] as const;
+export type CompletionModelKind = (typeof COMPLETION_MODELS)[number];
 
 /** Completion settings (the extension maps its `workspaceLm.*` settings onto these). */
 export interface CompletionSettings {
   enabled: boolean;
   mode: CompletionMode;
+  model: CompletionModelKind;
   /** New tokens per completion at most. */
   maxTokens: number;
   /** 0 = greedy. */
@@ -30,6 +40,7 @@ export interface CompletionSettings {
 export const DEFAULT_COMPLETION_SETTINGS: CompletionSettings = {
   enabled: true,
   mode: 'line',
+  model: 'served',
   // A line is typically 10–40 tokens; 48 leaves room without letting a bad guess run on.
   maxTokens: 48,
   temperature: 0,
