@@ -7,7 +7,7 @@ import {
   PauseTrainingRequest, ResumeTrainingRequest, StartTrainingParams, StartTrainingRequest, StopTrainingRequest, TrainingSnapshot,
   TrainingSnapshotRequest, TrainingStatus, TrainingStatusNotification, UpdateSettingsNotification,
 } from '../shared/protocol';
-import { config } from './config';
+import type { Config } from './config';
 
 export interface ServerEvents {
   onTrainingStatus(s: TrainingStatus): void;
@@ -17,13 +17,13 @@ export interface ServerEvents {
 export class WorkspaceLmClient {
   private readonly client: LanguageClient;
 
-  constructor(context: vscode.ExtensionContext, readonly runDir: string, output: vscode.LogOutputChannel, events: ServerEvents) {
+  constructor(context: vscode.ExtensionContext, readonly runDir: string, private readonly config: Config, output: vscode.LogOutputChannel, events: ServerEvents) {
     const module = context.asAbsolutePath('dist/server.js');
     const serverOptions: ServerOptions = {
       run: { module, transport: TransportKind.ipc },
       debug: { module, transport: TransportKind.ipc, options: { execArgv: ['--nolazy'] } },
     };
-    const init: InitializationOptions = { modelDir: runDir, settings: config.completion() };
+    const init: InitializationOptions = { modelDir: runDir, settings: config.completion };
     const clientOptions: LanguageClientOptions = {
       // Every file-backed document: the model is trained on the workspace's own languages.
       documentSelector: [{ scheme: 'file' }],
@@ -74,6 +74,6 @@ export class WorkspaceLmClient {
   }
 
   updateSettings(): void {
-    void this.client.sendNotification(UpdateSettingsNotification, config.completion());
+    void this.client.sendNotification(UpdateSettingsNotification, this.config.completion);
   }
 }

@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 import * as path from 'node:path';
 import type { ModelStatusParams, TrainingStatus } from '../shared/protocol';
 import { WorkspaceLmClient } from './client';
-import { config } from './config';
+import { Config, settingsSchema } from './config';
 import { StatusBar } from './statusBar';
 import { TrainingViewProvider } from './trainingView';
 
@@ -17,6 +17,8 @@ export class ExtensionState implements vscode.Disposable {
   readonly view: TrainingViewProvider;
   /** Where this workspace's model lives (context.storageUri), or null without a workspace. */
   readonly runDir: string | null;
+  /** The `workspaceLm.*` settings, as declared in this extension's package.json. */
+  readonly config: Config;
   /** The running language client, or null before it started (and in an untrusted workspace). */
   client: WorkspaceLmClient | null = null;
   training: TrainingStatus = { state: 'idle', message: 'not trained yet' };
@@ -26,6 +28,7 @@ export class ExtensionState implements vscode.Disposable {
   private shuttingDown = false;
 
   constructor(private readonly context: vscode.ExtensionContext, readonly output: vscode.LogOutputChannel) {
+    this.config = new Config(settingsSchema(context.extension.packageJSON), vscode.workspace);
     const storage = context.storageUri;
     this.runDir = storage !== undefined && storage.scheme === 'file' ? path.join(storage.fsPath, 'run') : null;
     this.view = new TrainingViewProvider(context.extensionUri, {
@@ -49,7 +52,7 @@ export class ExtensionState implements vscode.Disposable {
   }
 
   private async startClient(runDir: string): Promise<WorkspaceLmClient | null> {
-    const client = new WorkspaceLmClient(this.context, runDir, this.output, {
+    const client = new WorkspaceLmClient(this.context, runDir, this.config, this.output, {
       onTrainingStatus: (s) => this.onTrainingStatus(s),
       onModelStatus: (s) => this.onModelStatus(s),
     });
@@ -94,7 +97,7 @@ export class ExtensionState implements vscode.Disposable {
 
   /** The status bar, from the one state value it is drawn from. */
   redraw(): void {
-    this.statusBar.update({ trusted: vscode.workspace.isTrusted, training: this.training, model: this.model, completionsEnabled: config.completionsEnabled() });
+    this.statusBar.update({ trusted: vscode.workspace.isTrusted, training: this.training, model: this.model, completionsEnabled: this.config.completionsEnabled });
   }
 
   /** Deactivation: stop the server, which saves a checkpoint of a running training first. */

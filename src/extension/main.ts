@@ -3,7 +3,6 @@
 // language server process.
 import * as vscode from 'vscode';
 import { registerCommands } from './commands';
-import { config } from './config';
 import { ExtensionState } from './extensionState';
 import { TrainingViewProvider } from './trainingView';
 
@@ -33,7 +32,7 @@ export function activate(context: vscode.ExtensionContext): void {
   let retrainTimer: NodeJS.Timeout | null = null;
   const watcher = vscode.workspace.createFileSystemWatcher('**/*');
   const onChange = (uri: vscode.Uri): void => {
-    if (!config.retrainOnChanges() || uri.fsPath.startsWith(st.runDir ?? '\u0000')) return;
+    if (!st.config.retrainOnChanges || uri.fsPath.startsWith(st.runDir ?? '\u0000')) return;
     if (retrainTimer !== null) clearTimeout(retrainTimer);
     retrainTimer = setTimeout(() => {
       if (st.training.state === 'ready' || st.training.state === 'idle') void vscode.commands.executeCommand('workspaceLm.retrain');
@@ -56,7 +55,7 @@ async function startUp(st: ExtensionState): Promise<void> {
     // The window was reloaded (or the editor closed) mid-run: continue from its checkpoint.
     st.output.info('resuming the training run that was active when the window closed');
     void vscode.commands.executeCommand('workspaceLm.train');
-  } else if (config.autoTrainOnOpen() && snap.status.state === 'idle') {
+  } else if (st.config.autoTrainOnOpen && snap.status.state === 'idle') {
     void vscode.commands.executeCommand('workspaceLm.train');
   }
 }

@@ -7,6 +7,8 @@
 import { NotificationType, RequestType, RequestType0 } from 'vscode-languageserver-protocol';
 import type { PresetName } from '../ml/config';
 
+export type { PresetName };
+
 /** 'line': complete the current line; 'block': possibly several lines of a block. */
 export const COMPLETION_MODES = ['line', 'block'] as const;
 export type CompletionMode = (typeof COMPLETION_MODES)[number];
