@@ -91,7 +91,7 @@ export function startLanguageServer(connection: Connection, opts: ServerOptions 
   });
 
   // Training runs in this process's worker pool; requests control it, notifications report it.
-  const training = new TrainingService((st) => void connection.sendNotification(TrainingStatusNotification, st));
+  const training = new TrainingService((st) => void connection.sendNotification(TrainingStatusNotification, st), log);
   const asError = (e: unknown): ResponseError<void> => new ResponseError(ErrorCodes.InvalidParams, (e as Error).message);
   // Params are typed by the request objects but come off the wire: every handler still checks them.
   connection.onRequest(StartTrainingRequest, async (p) => {
