@@ -2,7 +2,7 @@
 // custom requests and notifications. Declared once here, as typed RequestType/NotificationType
 // objects (method name, params and result together); the server registers handlers with them
 // (`connection.onRequest(StartTrainingRequest, …)`) and every client sends with them
-// (`client.sendRequest(StartTrainingRequest, …)`): the VS Code extension, the tests, scripts.
+// (`client.sendRequest(StartTrainingRequest, …)`): the VS Code extension and the tests.
 
 import { NotificationType, RequestType, RequestType0 } from 'vscode-languageserver-protocol';
 import type { PresetName } from '../ml/config';
