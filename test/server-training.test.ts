@@ -8,7 +8,11 @@ import { mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
-import type { ModelStatusParams, TrainingSnapshot, TrainingStatus } from '../src/shared/protocol';
+import { InitializedNotification, InitializeRequest } from 'vscode-languageserver-protocol';
+import {
+  ModelStatusNotification, ModelStatusParams, PauseTrainingRequest, ResumeTrainingRequest, StartTrainingRequest, TrainingSnapshotRequest,
+  TrainingStatus, TrainingStatusNotification,
+} from '../src/shared/protocol';
 
 const root = join(__dirname, '..');
 const tmp = mkdtempSync(join(tmpdir(), 'wlm-lsp-train-'));
@@ -24,8 +28,8 @@ server.stderr.on('data', () => undefined);
 const conn = createMessageConnection(new StreamMessageReader(server.stdout), new StreamMessageWriter(server.stdin));
 const statuses: TrainingStatus[] = [];
 const models: ModelStatusParams[] = [];
-conn.onNotification('workspaceLm/trainingStatus', (s: TrainingStatus) => { statuses.push(s); });
-conn.onNotification('workspaceLm/modelStatus', (s: ModelStatusParams) => { models.push(s); });
+conn.onNotification(TrainingStatusNotification, (s) => { statuses.push(s); });
+conn.onNotification(ModelStatusNotification, (s) => { models.push(s); });
 conn.listen();
 
 after(() => {
@@ -44,35 +48,35 @@ async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 60
 }
 
 test('start, pause, resume and finish a run over LSP; the snapshot and the served model follow', async () => {
-  await conn.sendRequest('initialize', {
+  await conn.sendRequest(InitializeRequest.type, {
     processId: process.pid, rootUri: null, workspaceFolders: null, capabilities: {},
     initializationOptions: { modelDir: outDir },
   });
-  await conn.sendNotification('initialized', {});
+  await conn.sendNotification(InitializedNotification.type, {});
   await until('no-model status', () => models.find((m) => m.state === 'no-model'));
 
-  const started = await conn.sendRequest('workspaceLm/startTraining', { folders: [workspace], outDir, preset: 'tiny', maxSteps: 400, threads: 1 }) as TrainingStatus;
+  const started = await conn.sendRequest(StartTrainingRequest, { folders: [workspace], outDir, preset: 'tiny', maxSteps: 400, threads: 1 });
   assert.equal(started.state, 'preparing');
-  const again = await conn.sendRequest('workspaceLm/startTraining', { folders: [workspace], outDir, preset: 'tiny' }) as TrainingStatus;
+  const again = await conn.sendRequest(StartTrainingRequest, { folders: [workspace], outDir, preset: 'tiny' });
   assert.match(again.message, /already/);
   await until('some training steps', () => statuses.find((s) => s.state === 'training' && (s.step ?? 0) >= 5));
   assert.ok(statuses.some((s) => s.state === 'preparing' && s.phase === 'tokenizer'), 'reported the tokenizer phase');
 
-  await conn.sendRequest('workspaceLm/pauseTraining');
+  await conn.sendRequest(PauseTrainingRequest);
   const paused = await until('paused', () => statuses.find((s) => s.state === 'paused'));
   await new Promise((r) => setTimeout(r, 600));
   const later = statuses[statuses.length - 1]!;
   assert.equal(later.state, 'paused');
   assert.equal(later.step, paused.step, 'no steps while paused');
 
-  await conn.sendRequest('workspaceLm/resumeTraining');
+  await conn.sendRequest(ResumeTrainingRequest);
   await until('steps after resume', () => statuses.find((s) => s.state === 'training' && (s.step ?? 0) > paused.step!));
   const done = await until('ready', () => statuses.find((s) => s.state === 'ready'), 120_000);
   assert.ok(done.totalSteps !== undefined && done.totalSteps > 20);
   assert.equal(done.step, done.totalSteps);
   assert.ok(statuses.some((s) => (s.newPoints?.length ?? 0) > 0), 'status updates carry chart points');
 
-  const snap = await conn.sendRequest('workspaceLm/trainingSnapshot', { outDir }) as TrainingSnapshot;
+  const snap = await conn.sendRequest(TrainingSnapshotRequest, { outDir });
   assert.equal(snap.history.length, done.totalSteps);
   assert.ok(snap.evals.length >= 1);
   assert.ok(snap.history[snap.history.length - 1]!.loss < snap.history[0]!.loss - 1, 'the loss fell');

@@ -8,8 +8,12 @@ import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { createMessageConnection, MessageConnection, StreamMessageReader, StreamMessageWriter, CancellationTokenSource, ResponseError } from 'vscode-jsonrpc/node';
-import type { ModelStatusParams } from '../src/shared/protocol';
+import { createMessageConnection, MessageConnection, StreamMessageReader, StreamMessageWriter, CancellationTokenSource, ErrorCodes, ResponseError } from 'vscode-jsonrpc/node';
+import {
+  DidOpenTextDocumentNotification, ExitNotification, InitializedNotification, InitializeRequest, InlineCompletionItem, InlineCompletionParams, InlineCompletionRequest,
+  ShutdownRequest,
+} from 'vscode-languageserver-protocol';
+import { InitializationOptions, ModelStatusNotification, ModelStatusParams, UpdateSettingsNotification } from '../src/shared/protocol';
 
 const root = join(__dirname, '..');
 const cli = join(root, 'dist', 'cli.js');
@@ -42,27 +46,28 @@ before(async () => {
   server.stderr.on('data', () => undefined);
   conn = createMessageConnection(new StreamMessageReader(server.stdout), new StreamMessageWriter(server.stdin));
   const ready = new Promise<void>((resolve) => {
-    conn.onNotification('workspaceLm/modelStatus', (s: ModelStatusParams) => {
+    conn.onNotification(ModelStatusNotification, (s) => {
       statuses.push(s);
       if (s.state === 'ready') resolve();
     });
   });
   conn.listen();
-  const init = await conn.sendRequest('initialize', {
+  const initializationOptions: InitializationOptions = { settings: { debounceMs: 0, minMeanLogProb: -10 } };
+  const init = await conn.sendRequest(InitializeRequest.type, {
     processId: process.pid, rootUri: pathToFileURL(corpus).href, workspaceFolders: null,
     capabilities: { textDocument: { inlineCompletion: {} } },
-    initializationOptions: { settings: { debounceMs: 0, minMeanLogProb: -10 } },
-  }) as { capabilities: Record<string, unknown> };
-  assert.ok(init.capabilities['inlineCompletionProvider'], 'advertises inline completions');
-  assert.equal(init.capabilities['completionProvider'], undefined, 'no completion fallback when the client has inline completions');
-  await conn.sendNotification('initialized', {});
+    initializationOptions,
+  });
+  assert.ok(init.capabilities.inlineCompletionProvider, 'advertises inline completions');
+  assert.equal(init.capabilities.completionProvider, undefined, 'no completion fallback when the client has inline completions');
+  await conn.sendNotification(InitializedNotification.type, {});
   await ready;
 });
 
 after(async () => {
   try {
-    await conn.sendRequest('shutdown');
-    await conn.sendNotification('exit');
+    await conn.sendRequest(ShutdownRequest.type);
+    await conn.sendNotification(ExitNotification.type);
   } catch {
     // the server may already be gone
   }
@@ -73,8 +78,20 @@ after(async () => {
 let version = 0;
 async function open(name: string, text: string): Promise<string> {
   const uri = pathToFileURL(join(corpus, name)).href;
-  await conn.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'javascript', version: ++version, text } });
+  await conn.sendNotification(DidOpenTextDocumentNotification.type, { textDocument: { uri, languageId: 'javascript', version: ++version, text } });
   return uri;
+}
+
+/** An inline completion request at `position` (trigger kind 1: invoked explicitly). */
+function inlineAt(uri: string, position: { line: number; character: number }): InlineCompletionParams {
+  return { textDocument: { uri }, position, context: { triggerKind: 1 } };
+}
+
+/** The suggestions at `position`: the server answers a list of items (or null: nothing to suggest). */
+async function inline(uri: string, position: { line: number; character: number }): Promise<InlineCompletionItem[] | null> {
+  const r = await conn.sendRequest(InlineCompletionRequest.type, inlineAt(uri, position));
+  assert.ok(r === null || Array.isArray(r), 'a list of items, not an InlineCompletionList');
+  return r;
 }
 
 function endOf(text: string): { line: number; character: number } {
@@ -86,9 +103,7 @@ test('inline completion continues the learned pattern', async () => {
   assert.equal(statuses[statuses.length - 1]!.state, 'ready');
   const text = 'let a = 1;\n' + PROMPT;
   const uri = await open('new.js', text);
-  const items = await conn.sendRequest('textDocument/inlineCompletion', {
-    textDocument: { uri }, position: endOf(text), context: { triggerKind: 1 },
-  }) as { insertText: string }[] | null;
+  const items = await inline(uri, endOf(text));
   assert.ok(items !== null && items.length === 1, 'a suggestion');
   assert.equal(items[0]!.insertText, EXPECTED);
 });
@@ -98,16 +113,16 @@ test('an auto-closed quote after the cursor is replaced, so accepting gives the 
   const uri = await open('autoclose.js', text);
   const pos = endOf(text);
   const cursor = { line: pos.line, character: pos.character - 1 }; // before the auto-inserted quote
-  const items = await conn.sendRequest('textDocument/inlineCompletion', { textDocument: { uri }, position: cursor, context: { triggerKind: 1 } }) as { insertText: string; range: { start: unknown; end: { character: number } } }[] | null;
+  const items = await inline(uri, cursor);
   assert.equal(items?.[0]?.insertText, EXPECTED);
-  assert.deepEqual(items?.[0]?.range.start, cursor);
-  assert.equal(items?.[0]?.range.end.character, cursor.character + 1);
+  assert.deepEqual(items?.[0]?.range?.start, cursor);
+  assert.equal(items?.[0]?.range?.end.character, cursor.character + 1);
 });
 
 test('typing the suggestion\'s next characters keeps the rest of it', async () => {
   const text = 'let a = 1;\n' + PROMPT + 'lo, ';
   const uri = await open('typing.js', text);
-  const items = await conn.sendRequest('textDocument/inlineCompletion', { textDocument: { uri }, position: endOf(text), context: { triggerKind: 1 } }) as { insertText: string }[] | null;
+  const items = await inline(uri, endOf(text));
   assert.equal(items?.[0]?.insertText, '" + name + "!";');
 });
 
@@ -115,10 +130,10 @@ test('a cancelled request returns promptly and the next one is correct', async (
   const text = 'const b = a * 2;\n' + PROMPT;
   const uri = await open('cancel.js', text);
   // With a debounce the cancel deterministically arrives before decoding starts (as when typing).
-  await conn.sendNotification('workspaceLm/updateSettings', { debounceMs: 200 });
+  await conn.sendNotification(UpdateSettingsNotification, { debounceMs: 200 });
   const source = new CancellationTokenSource();
   const t0 = Date.now();
-  const pending = conn.sendRequest('textDocument/inlineCompletion', { textDocument: { uri }, position: endOf(text), context: { triggerKind: 1 } }, source.token);
+  const pending = conn.sendRequest(InlineCompletionRequest.type, inlineAt(uri, endOf(text)), source.token);
   source.cancel();
   let outcome: unknown;
   try {
@@ -128,31 +143,34 @@ test('a cancelled request returns promptly and the next one is correct', async (
   }
   assert.ok(Date.now() - t0 < 2000, 'answered promptly');
   assert.ok(outcome === null || outcome instanceof ResponseError, `cancelled request gave ${JSON.stringify(outcome)}`);
-  await conn.sendNotification('workspaceLm/updateSettings', { debounceMs: 0 });
-  const items = await conn.sendRequest('textDocument/inlineCompletion', { textDocument: { uri }, position: endOf(text), context: { triggerKind: 1 } }) as { insertText: string }[] | null;
+  await conn.sendNotification(UpdateSettingsNotification, { debounceMs: 0 });
+  const items = await inline(uri, endOf(text));
   assert.equal(items?.[0]?.insertText, EXPECTED);
 });
 
 test('malformed requests get LSP errors or empty results, and the server stays up', async () => {
   const uri = await open('bad.js', 'let a = 1;\n');
+  // By method name with untyped params: these are malformed on purpose.
   const req = (method: string, params: unknown) => conn.sendRequest(method, params);
-  await assert.rejects(req('textDocument/inlineCompletion', { textDocument: { uri }, position: { line: 99, character: 0 }, context: { triggerKind: 1 } }), /outside the document/);
-  await assert.rejects(req('textDocument/inlineCompletion', { textDocument: { uri }, position: { line: 'x' } }), /expected/);
-  await assert.rejects(req('textDocument/inlineCompletion', null), /expected/);
-  assert.equal(await req('textDocument/inlineCompletion', { textDocument: { uri: 'file:///never/opened.js' }, position: { line: 0, character: 0 }, context: { triggerKind: 1 } }), null);
+  await assert.rejects(inline(uri, { line: 99, character: 0 }), /outside the document/);
+  const invalidParams = (e: unknown): boolean => e instanceof ResponseError && e.code === ErrorCodes.InvalidParams;
+  await assert.rejects(req('textDocument/inlineCompletion', { textDocument: { uri }, position: { line: 'x' } }), (e) => invalidParams(e) && /expected/.test((e as Error).message));
+  // (null goes out as positional params, which the typed request refuses before the handler runs.)
+  await assert.rejects(req('textDocument/inlineCompletion', null), invalidParams);
+  assert.equal(await inline('file:///never/opened.js', { line: 0, character: 0 }), null);
   const untitled = 'untitled:Untitled-1';
-  await conn.sendNotification('textDocument/didOpen', { textDocument: { uri: untitled, languageId: 'javascript', version: 1, text: PROMPT } });
-  assert.equal(await req('textDocument/inlineCompletion', { textDocument: { uri: untitled }, position: endOf(PROMPT), context: { triggerKind: 1 } }), null);
+  await conn.sendNotification(DidOpenTextDocumentNotification.type, { textDocument: { uri: untitled, languageId: 'javascript', version: 1, text: PROMPT } });
+  assert.equal(await inline(untitled, endOf(PROMPT)), null);
   const huge = 'x'.repeat(1_100_000) + '\n' + PROMPT;
   const hugeUri = await open('huge.js', huge);
-  assert.equal(await req('textDocument/inlineCompletion', { textDocument: { uri: hugeUri }, position: endOf(huge), context: { triggerKind: 1 } }), null);
+  assert.equal(await inline(hugeUri, endOf(huge)), null);
   const binary = 'a\u0000b\n' + PROMPT;
   const binUri = await open('bin.js', binary);
-  assert.equal(await req('textDocument/inlineCompletion', { textDocument: { uri: binUri }, position: endOf(binary), context: { triggerKind: 1 } }), null);
+  assert.equal(await inline(binUri, endOf(binary)), null);
   await assert.rejects(req('workspaceLm/noSuchMethod', {}), /Unhandled method|not found/i);
   // Still serving.
   const text = PROMPT;
   const okUri = await open('after.js', text);
-  const items = await req('textDocument/inlineCompletion', { textDocument: { uri: okUri }, position: endOf(text), context: { triggerKind: 1 } }) as { insertText: string }[] | null;
+  const items = await inline(okUri, endOf(text));
   assert.equal(items?.[0]?.insertText, EXPECTED);
 });

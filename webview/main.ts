@@ -131,11 +131,12 @@ function render(): void {
     sec.append(el('summary', {}, 'Latest evaluation'));
     const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
     sec.append(
-      el('p', {}, `Next-line exact match ${pct(ev.exactMatch)} (${ev.gptExactMatch !== undefined ? `GPT alone ${pct(ev.gptExactMatch)}, ` : ''}n-gram baseline ${pct(ev.baselineExactMatch)}), edit similarity ${pct(ev.editSimilarity)}.`),
+      el('p', {}, `Next-line exact match ${pct(ev.exactMatch)} (${ev.gptExactMatch !== undefined ? `GPT alone ${pct(ev.gptExactMatch)}, ` : ''}${ev.countsExactMatch !== undefined ? `without the GPT ${pct(ev.countsExactMatch)}, ` : ''}n-gram baseline ${pct(ev.baselineExactMatch)}), edit similarity ${pct(ev.editSimilarity)}.`),
       el('p', { class: 'muted' }, `${ev.bitsPerByte.toFixed(3)} bits per byte (baseline ${ev.baselineBitsPerByte.toFixed(3)}) on held-out files, ${ev.cuts} cut points${ev.step !== null ? `, model step ${ev.step}` : ''}.`),
     );
     app.append(sec);
   }
+  if (snapshot.evalError !== undefined) app.append(el('p', { class: 'muted', id: 'eval-error' }, snapshot.evalError));
   const m = snapshot.model;
   if (m !== undefined) {
     const sec = el('details', {});

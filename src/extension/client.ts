@@ -2,8 +2,12 @@
 // IPC and exposes typed calls. The extension host itself does no training or inference work.
 import * as vscode from 'vscode';
 import { LanguageClient, LanguageClientOptions, ServerOptions, TransportKind } from 'vscode-languageclient/node';
-import { InitializationOptions, Methods, ModelStatusParams, StartTrainingParams, TrainingSnapshot, TrainingStatus } from '../shared/protocol';
-import { config } from './config';
+import {
+  ExportBundleRequest, ExportBundleResult, ImportModelRequest, ImportModelResult, InitializationOptions, ModelStatusNotification, ModelStatusParams,
+  PauseTrainingRequest, ResumeTrainingRequest, StartTrainingParams, StartTrainingRequest, StopTrainingRequest, TrainingSnapshot,
+  TrainingSnapshotRequest, TrainingStatus, TrainingStatusNotification, UpdateSettingsNotification,
+} from '../shared/protocol';
+import type { Config } from './config';
 
 export interface ServerEvents {
   onTrainingStatus(s: TrainingStatus): void;
@@ -13,13 +17,13 @@ export interface ServerEvents {
 export class WorkspaceLmClient {
   private readonly client: LanguageClient;
 
-  constructor(context: vscode.ExtensionContext, readonly runDir: string, output: vscode.LogOutputChannel, events: ServerEvents) {
+  constructor(context: vscode.ExtensionContext, readonly runDir: string, private readonly config: Config, output: vscode.LogOutputChannel, events: ServerEvents) {
     const module = context.asAbsolutePath('dist/server.js');
     const serverOptions: ServerOptions = {
       run: { module, transport: TransportKind.ipc },
       debug: { module, transport: TransportKind.ipc, options: { execArgv: ['--nolazy'] } },
     };
-    const init: InitializationOptions = { modelDir: runDir, settings: config.completion() };
+    const init: InitializationOptions = { modelDir: runDir, settings: config.completion };
     const clientOptions: LanguageClientOptions = {
       // Every file-backed document: the model is trained on the workspace's own languages.
       documentSelector: [{ scheme: 'file' }],
@@ -29,8 +33,8 @@ export class WorkspaceLmClient {
       revealOutputChannelOn: 4, // RevealOutputChannelOn.Never
     };
     this.client = new LanguageClient('workspaceLm', 'Workspace LM', serverOptions, clientOptions);
-    this.client.onNotification(Methods.trainingStatus, (s: TrainingStatus) => events.onTrainingStatus(s));
-    this.client.onNotification(Methods.modelStatus, (s: ModelStatusParams) => events.onModelStatus(s));
+    this.client.onNotification(TrainingStatusNotification, (s) => events.onTrainingStatus(s));
+    this.client.onNotification(ModelStatusNotification, (s) => events.onModelStatus(s));
   }
 
   start(): Promise<void> {
@@ -42,34 +46,34 @@ export class WorkspaceLmClient {
   }
 
   startTraining(p: StartTrainingParams): Promise<TrainingStatus> {
-    return this.client.sendRequest(Methods.startTraining, p);
+    return this.client.sendRequest(StartTrainingRequest, p);
   }
 
   pause(): Promise<TrainingStatus> {
-    return this.client.sendRequest(Methods.pauseTraining);
+    return this.client.sendRequest(PauseTrainingRequest);
   }
 
   resume(): Promise<TrainingStatus> {
-    return this.client.sendRequest(Methods.resumeTraining);
+    return this.client.sendRequest(ResumeTrainingRequest);
   }
 
   stopTraining(): Promise<TrainingStatus> {
-    return this.client.sendRequest(Methods.stopTraining);
+    return this.client.sendRequest(StopTrainingRequest);
   }
 
   snapshot(): Promise<TrainingSnapshot> {
-    return this.client.sendRequest(Methods.trainingSnapshot, { outDir: this.runDir });
+    return this.client.sendRequest(TrainingSnapshotRequest, { outDir: this.runDir });
   }
 
-  exportBundle(toDir: string): Promise<{ dir: string }> {
-    return this.client.sendRequest(Methods.exportBundle, { runDir: this.runDir, toDir });
+  exportBundle(toDir: string): Promise<ExportBundleResult> {
+    return this.client.sendRequest(ExportBundleRequest, { runDir: this.runDir, toDir });
   }
 
-  importModel(srcDir: string): Promise<unknown> {
-    return this.client.sendRequest(Methods.importModel, { srcDir, runDir: this.runDir });
+  importModel(srcDir: string): Promise<ImportModelResult> {
+    return this.client.sendRequest(ImportModelRequest, { srcDir, runDir: this.runDir });
   }
 
   updateSettings(): void {
-    void this.client.sendNotification(Methods.updateSettings, config.completion());
+    void this.client.sendNotification(UpdateSettingsNotification, this.config.completion);
   }
 }

@@ -2,8 +2,7 @@
 // folder, a running server) and says plainly what is missing.
 import * as vscode from 'vscode';
 import { promises as fs } from 'node:fs';
-import { config } from './config';
-import type { ExtensionState } from './main';
+import type { ExtensionState } from './extensionState';
 
 export function registerCommands(ctx: vscode.ExtensionContext, st: ExtensionState): void {
   const reg = (id: string, fn: () => unknown): void => {
@@ -22,14 +21,19 @@ export function registerCommands(ctx: vscode.ExtensionContext, st: ExtensionStat
     }
     const client = await st.ensureClient();
     if (client === null) return;
-    const threads = config.threads();
-    const maxMinutes = config.maxMinutes();
-    const epochs = config.epochs();
-    const status = await client.startTraining({
-      folders, outDir: st.runDir, preset: config.preset(), resume: !retrain, retrain, memoryCapMb: config.memoryCapMb(),
-      ...(threads > 0 ? { threads } : {}), ...(maxMinutes > 0 ? { maxMinutes } : {}), ...(epochs > 0 ? { epochs } : {}),
-      excludeGlobs: [...config.editorExcludes(), ...config.exclude()], includeGlobs: config.include(),
-    });
+    const { threads, maxMinutes, epochs } = st.config;
+    let status;
+    try {
+      status = await client.startTraining({
+        folders, outDir: st.runDir, preset: st.config.preset, resume: !retrain, retrain, memoryCapMb: st.config.memoryCapMb,
+        ...(threads > 0 ? { threads } : {}), ...(maxMinutes > 0 ? { maxMinutes } : {}), ...(epochs > 0 ? { epochs } : {}),
+        excludeGlobs: [...st.config.editorExcludes, ...st.config.exclude], includeGlobs: st.config.include,
+      });
+    } catch (e) {
+      st.output.error(`could not start training: ${(e as Error).message}`);
+      void vscode.window.showErrorMessage(`Workspace LM: could not start training: ${(e as Error).message}`);
+      return;
+    }
     st.onTrainingStatus(status);
     if (/already/.test(status.message)) void vscode.window.showInformationMessage(`Workspace LM: ${status.message}`);
     if (!retrain) st.view.reveal();
@@ -72,8 +76,8 @@ export function registerCommands(ctx: vscode.ExtensionContext, st: ExtensionStat
   });
 
   reg('workspaceLm.toggleCompletions', async () => {
-    const on = !config.completionsEnabled();
-    await config.setCompletionsEnabled(on);
+    const on = !st.config.completionsEnabled;
+    await st.config.setCompletionsEnabled(on);
     void vscode.window.setStatusBarMessage(`Workspace LM: inline completions ${on ? 'on' : 'off'}`, 2500);
   });
 

@@ -228,7 +228,17 @@ export const EVAL_DEFAULTS = {
 } as const;
 
 /** 'line': complete the current line; 'block': possibly several lines of a block. */
-export type CompletionMode = 'line' | 'block';
+export const COMPLETION_MODES = ['line', 'block'] as const;
+export type CompletionMode = (typeof COMPLETION_MODES)[number];
+
+/**
+ * Which model completes (ml/servedModel.ts). 'served': the GPT mixed with the run's n-gram and copy
+ * models, with the weights fitted when the checkpoint is loaded (what training produces); 'gpt':
+ * the network alone; 'counts': the n-gram and copy models without the network. The last two are
+ * ways to compare.
+ */
+export const COMPLETION_MODELS = ['served', 'gpt', 'counts'] as const;
+export type CompletionModelKind = (typeof COMPLETION_MODELS)[number];
 
 /** Completion settings (the extension maps its `workspaceLm.completions.*` settings onto these; LSP clients send them). */
 export interface CompletionSettings {
@@ -245,8 +255,8 @@ export interface CompletionSettings {
   minMeanLogProb: number;
   /** Language ids with completions turned off. */
   disabledLanguages: string[];
-  /** Which model completes (ml/servedModel.ts): 'served' (as trained), or an ablation to compare. */
-  model: 'served' | 'gpt' | 'counts';
+  /** Which model completes: 'served' (as trained), or an ablation to compare. */
+  model: CompletionModelKind;
 }
 
 /** The completion settings a client gets unless it says otherwise (the extension's package.json mirrors them; a test checks). */

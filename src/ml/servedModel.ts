@@ -22,13 +22,14 @@
 // without copy = the n-gram model alone, eval's baseline).
 
 import type { Floats } from './layers';
-import type { CompletionSettings } from './config';
+import { COMPLETION_MODELS, CompletionModelKind } from './config';
 import { mixtureBuckets } from './ngram';
 import { COPY_BUCKETS, copyBucket, CopyPrediction, mixCopy } from './copyModel';
 import { fitCopyWeights, fitMixtureWeights, mixLogits, MixtureWeights } from './mixture';
 
-export const SERVED_MODEL_MODES = ['served', 'gpt', 'counts'] as const satisfies readonly CompletionSettings['model'][];
-export type ServedModelMode = (typeof SERVED_MODEL_MODES)[number];
+/** The modes (the completion setting `model`). */
+export const SERVED_MODEL_MODES = COMPLETION_MODELS;
+export type ServedModelMode = CompletionModelKind;
 
 export function isServedModelMode(x: unknown): x is ServedModelMode {
   return typeof x === 'string' && (SERVED_MODEL_MODES as readonly string[]).includes(x);

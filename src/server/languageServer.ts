@@ -6,18 +6,21 @@
 import { fileURLToPath } from 'node:url';
 import {
   CancellationToken, CompletionItem, CompletionItemKind, Connection, ErrorCodes, InitializeParams, InitializeResult,
-  InlineCompletionItem, InlineCompletionParams, Position, ResponseError, TextDocumentPositionParams, TextDocuments,
+  InlineCompletionItem, InlineCompletionRequest, Position, ResponseError, TextDocumentPositionParams, TextDocuments,
   TextDocumentSyncKind,
 } from 'vscode-languageserver';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { DEFAULT_COMPLETION_SETTINGS } from '../ml/config';
-import { CompletionSettings, InitializationOptions, Methods, ModelStatusParams, StartTrainingParams, TrainingStatus } from '../shared/protocol';
+import { COMPLETION_MODELS, COMPLETION_MODES, DEFAULT_COMPLETION_SETTINGS } from '../ml/config';
+import {
+  CompletionSettings, ExportBundleRequest, ImportModelRequest, InitializationOptions, ModelStatusNotification,
+  ModelStatusParams, PauseTrainingRequest, ResumeTrainingRequest, StartTrainingRequest, StopTrainingRequest, TrainingSnapshotRequest,
+  TrainingStatusNotification, UpdateSettingsNotification, WorkspaceLmConfiguration,
+} from '../shared/protocol';
 import { TrainingService } from './trainingService';
 import { exportBundle, importModel } from '../run/exportBundle';
 import { CompletionEngine, CompletionResult } from '../completion/engine';
 import { ModelWatcher } from './modelWatcher';
 import { defaultRunDir } from '../run/layout';
-import { isServedModelMode } from '../ml/servedModel';
 
 export interface ServerOptions {
   /** Serve this checkpoint or run directory (CLI --checkpoint); else from initializationOptions or the workspace root. */
@@ -33,8 +36,9 @@ export function mergeSettings(base: CompletionSettings, patch: unknown): Complet
   const p = patch as Record<string, unknown>;
   const out: CompletionSettings = { ...base };
   if (typeof p['enabled'] === 'boolean') out.enabled = p['enabled'];
-  if (p['mode'] === 'line' || p['mode'] === 'block') out.mode = p['mode'];
-  if (isServedModelMode(p['model'])) out.model = p['model'];
+  const oneOf = <T extends string>(values: readonly T[], v: unknown): v is T => typeof v === 'string' && (values as readonly string[]).includes(v);
+  if (oneOf(COMPLETION_MODES, p['mode'])) out.mode = p['mode'];
+  if (oneOf(COMPLETION_MODELS, p['model'])) out.model = p['model'];
   const num = (k: keyof CompletionSettings, lo: number, hi: number): void => {
     const v = p[k];
     if (typeof v === 'number' && Number.isFinite(v) && v >= lo && v <= hi) (out as unknown as Record<string, unknown>)[k] = v;
@@ -59,7 +63,7 @@ export function startLanguageServer(connection: Connection, opts: ServerOptions 
 
   const sendStatus = (s: ModelStatusParams): void => {
     log(`model: ${s.state}: ${s.message}`);
-    void connection.sendNotification(Methods.modelStatus, s);
+    void connection.sendNotification(ModelStatusNotification, s);
   };
 
   connection.onInitialize((params: InitializeParams): InitializeResult => {
@@ -88,49 +92,51 @@ export function startLanguageServer(connection: Connection, opts: ServerOptions 
   });
 
   // Training runs in this process's worker pool; requests control it, notifications report it.
-  const training = new TrainingService((st: TrainingStatus) => void connection.sendNotification(Methods.trainingStatus, st));
+  const training = new TrainingService((st) => void connection.sendNotification(TrainingStatusNotification, st), log);
   const asError = (e: unknown): ResponseError<void> => new ResponseError(ErrorCodes.InvalidParams, (e as Error).message);
-  connection.onRequest(Methods.startTraining, async (p: StartTrainingParams) => {
+  // Params are typed by the request objects but come off the wire: every handler still checks them.
+  connection.onRequest(StartTrainingRequest, async (p) => {
     try {
       return await training.start(p);
     } catch (e) {
       throw asError(e);
     }
   });
-  connection.onRequest(Methods.pauseTraining, () => training.pause());
-  connection.onRequest(Methods.resumeTraining, () => training.resume());
-  connection.onRequest(Methods.stopTraining, () => training.stop());
-  connection.onRequest(Methods.trainingSnapshot, (p: { outDir?: unknown } | null) =>
+  connection.onRequest(PauseTrainingRequest, () => training.pause());
+  connection.onRequest(ResumeTrainingRequest, () => training.resume());
+  connection.onRequest(StopTrainingRequest, () => training.stop());
+  connection.onRequest(TrainingSnapshotRequest, (p) =>
     training.snapshot(typeof p?.outDir === 'string' ? p.outDir : undefined));
 
-  connection.onRequest(Methods.exportBundle, async (p: { runDir?: unknown; toDir?: unknown } | null) => {
+  connection.onRequest(ExportBundleRequest, async (p) => {
     if (typeof p?.runDir !== 'string' || typeof p.toDir !== 'string') throw new ResponseError(ErrorCodes.InvalidParams, 'expected { runDir, toDir }');
     try {
-      return await exportBundle(p.runDir, p.toDir);
+      const r = await exportBundle(p.runDir, p.toDir);
+      return { dir: r.dir, files: r.files };
     } catch (e) {
       throw asError(e);
     }
   });
-  connection.onRequest(Methods.importModel, async (p: { srcDir?: unknown; runDir?: unknown } | null) => {
+  connection.onRequest(ImportModelRequest, async (p) => {
     if (typeof p?.srcDir !== 'string' || typeof p.runDir !== 'string') throw new ResponseError(ErrorCodes.InvalidParams, 'expected { srcDir, runDir }');
     if (training.state === 'training' || training.state === 'preparing' || training.state === 'paused') {
       throw new ResponseError(ErrorCodes.InvalidRequest, 'a training run is active: stop it before importing a model (its next checkpoint would replace the import)');
     }
     try {
-      const result = await importModel(p.srcDir, p.runDir);
+      const r = await importModel(p.srcDir, p.runDir);
       await watcher?.check();
-      return result;
+      return { checkpointDir: r.checkpointDir, step: r.step };
     } catch (e) {
       throw asError(e);
     }
   });
 
-  connection.onNotification(Methods.updateSettings, (patch: unknown) => {
+  connection.onNotification(UpdateSettingsNotification, (patch) => {
     settings = mergeSettings(settings, patch);
     engine.updateSettings(settings);
   });
   connection.onDidChangeConfiguration((change) => {
-    const section = (change.settings as Record<string, unknown> | null)?.['workspaceLm'];
+    const section = (change.settings as WorkspaceLmConfiguration | null)?.workspaceLm;
     if (section !== undefined) {
       settings = mergeSettings(settings, section);
       engine.updateSettings(settings);
@@ -166,7 +172,7 @@ export function startLanguageServer(connection: Connection, opts: ServerOptions 
     return { result, doc, pos };
   };
 
-  connection.onRequest('textDocument/inlineCompletion', async (params: InlineCompletionParams, token: CancellationToken): Promise<InlineCompletionItem[] | null> => {
+  connection.onRequest(InlineCompletionRequest.type, async (params, token): Promise<InlineCompletionItem[] | null> => {
     const s = await suggest(params, token);
     if (s === null) return null;
     const end = { line: s.pos.line, character: s.pos.character + s.result.replaceChars };

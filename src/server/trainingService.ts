@@ -12,6 +12,7 @@ import { runTraining } from '../training/trainer';
 import { TrainControl } from '../training/trainControl';
 import type { TrainerState } from '../run/checkpoint';
 import { readEvalReport, summarizeEval } from '../run/evalReport';
+import { STATE_FILE } from '../run/layout';
 
 /** Chart points kept in memory; older ones are thinned (every other point) beyond this. */
 const MAX_POINTS = 2000;
@@ -30,7 +31,10 @@ export class TrainingService {
   private lastSent = 0;
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly publish: (s: TrainingStatus) => void) {}
+  constructor(
+    private readonly publish: (s: TrainingStatus) => void,
+    private readonly log: (message: string) => void = () => undefined,
+  ) {}
 
   get state(): TrainingStatus['state'] {
     return this.status.state;
@@ -50,9 +54,11 @@ export class TrainingService {
     // the trainer reports where it actually resumed, see the 'model' event).
     this.history = [];
     this.evals = [];
-    if (p.resume !== false && p.retrain !== true) await this.loadSaved(p.outDir, false);
+    const unreadable = p.resume !== false && p.retrain !== true ? await this.loadSaved(p.outDir, false) : null;
     this.snapshotExtra = { outDir: p.outDir };
-    this.set({ state: 'preparing', message: 'indexing the workspace', phase: 'indexing', phaseFraction: 0 }, true);
+    // The run itself resumes from its verified checkpoint (or starts over); only the chart's past is lost.
+    const note = unreadable !== null ? ` (the earlier chart is lost: ${unreadable})` : '';
+    this.set({ state: 'preparing', message: `indexing the workspace${note}`, phase: 'indexing', phaseFraction: 0 }, true);
     const train = { maxMinutes: p.maxMinutes, maxSteps: p.maxSteps, epochs: typeof p.epochs === 'number' && p.epochs > 0 ? p.epochs : undefined };
     this.running = runTraining(
       {
@@ -101,19 +107,40 @@ export class TrainingService {
 
   /** Everything for a sidebar; when no run is active, the history of the run in `outDir` from its trainer state. */
   async snapshot(outDir?: string): Promise<TrainingSnapshot> {
-    if (this.running === null && this.history.length === 0 && outDir !== undefined) await this.loadSaved(outDir, true);
+    if (this.running === null && this.history.length === 0 && outDir !== undefined) {
+      const unreadable = await this.loadSaved(outDir, true);
+      // Reported where the user looks: the status bar and the sidebar (a new run replaces it).
+      if (unreadable !== null && this.status.state === 'idle') this.set({ state: 'error', message: unreadable }, true);
+    }
     const dir = outDir ?? this.snapshotExtra.outDir;
-    const report = dir !== undefined ? await readEvalReport(dir) : null;
+    let evalError: string | null = null;
+    const report = dir === undefined ? null : await readEvalReport(dir).catch((err: unknown) => {
+      evalError = (err as Error).message;
+      this.log(evalError);
+      return null;
+    });
     const e = report !== null ? summarizeEval(report) : null;
     return {
       status: this.status, history: this.history, evals: this.evals, ...this.snapshotExtra,
-      ...(e !== null ? { eval: { bitsPerByte: e.bits_per_byte, exactMatch: e.exact_match, editSimilarity: e.edit_similarity, baselineBitsPerByte: e.baseline.bits_per_byte, baselineExactMatch: e.baseline.exact_match, cuts: e.cuts, step: e.step, ...(e.gpt_exact_match !== null ? { gptExactMatch: e.gpt_exact_match } : {}) } } : {}),
+      ...(e !== null ? {
+        eval: {
+          bitsPerByte: e.bits_per_byte, exactMatch: e.exact_match, editSimilarity: e.edit_similarity, baselineBitsPerByte: e.baseline.bits_per_byte, baselineExactMatch: e.baseline.exact_match, cuts: e.cuts, step: e.step,
+          ...(e.gpt_exact_match !== null ? { gptExactMatch: e.gpt_exact_match } : {}),
+          ...(e.counts !== null ? { countsExactMatch: e.counts.exact_match, countsBitsPerByte: e.counts.bits_per_byte } : {}),
+        },
+      } : {}),
+      ...(evalError !== null ? { evalError } : {}),
     };
   }
 
-  private async loadSaved(outDir: string, setStatus = true): Promise<void> {
+  /**
+   * Loads the chart and figures of the run in `outDir` from its trainer state. Returns null when
+   * done, or when there is no run yet (nothing to show); otherwise what went wrong (also logged).
+   */
+  private async loadSaved(outDir: string, setStatus = true): Promise<string | null> {
+    const file = path.join(outDir, STATE_FILE);
     try {
-      const s = JSON.parse(await fs.readFile(path.join(outDir, 'trainer_state.json'), 'utf8')) as TrainerState;
+      const s = JSON.parse(await fs.readFile(file, 'utf8')) as TrainerState;
       this.history = (s.history ?? []).map((h) => ({ step: h.step, loss: h.loss }));
       this.evals = (s.evals ?? []).map((e) => ({ step: e.step, valLoss: e.valLoss }));
       this.snapshotExtra = { outDir };
@@ -123,8 +150,13 @@ export class TrainingService {
           ...(s.lastLoss !== null ? { loss: s.lastLoss } : {}), ...(s.lastValLoss !== null ? { valLoss: s.lastValLoss } : {}),
         };
       }
-    } catch {
-      // No run yet (or unreadable state): nothing to show.
+      return null;
+    } catch (e) {
+      // No run yet (never trained, or an imported model, which has no trainer state): nothing to show.
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      const message = `could not read the saved training state ${file}: ${(e as Error).message}`;
+      this.log(message);
+      return message;
     }
   }
 

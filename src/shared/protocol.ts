@@ -1,9 +1,15 @@
-// The language server's own protocol, on top of LSP: settings, initialization options and custom
-// notifications. Declared once here; the server and every client (the VS Code extension, tests,
-// other editors' configs) use these names and shapes.
+// The language server's own protocol, on top of LSP: settings, initialization options and the
+// custom requests and notifications. Declared once here, as typed RequestType/NotificationType
+// objects (method name, params and result together); the server registers handlers with them
+// (`connection.onRequest(StartTrainingRequest, …)`) and every client sends with them
+// (`client.sendRequest(StartTrainingRequest, …)`): the VS Code extension and the tests.
 
+import { NotificationType, RequestType, RequestType0 } from 'vscode-languageserver-protocol';
+import type { PresetName } from '../ml/config';
 
-export type { CompletionMode, CompletionSettings } from '../ml/config';
+export type { PresetName };
+
+export type { CompletionMode, CompletionModelKind, CompletionSettings } from '../ml/config';
 import type { CompletionSettings } from '../ml/config';
 
 /** `initializationOptions` of the initialize request. */
@@ -11,6 +17,11 @@ export interface InitializationOptions {
   /** A checkpoint or run directory to serve (default: `<workspace root>/.workspace-lm`). */
   modelDir?: string;
   settings?: Partial<CompletionSettings>;
+}
+
+/** `workspace/didChangeConfiguration` settings: the completion settings, under `workspaceLm`. */
+export interface WorkspaceLmConfiguration {
+  workspaceLm?: Partial<CompletionSettings>;
 }
 
 export type ModelState = 'no-model' | 'loading' | 'ready' | 'error';
@@ -30,7 +41,7 @@ export interface StartTrainingParams {
   folders: string[];
   /** Where the run lives (the extension's storageUri, never the user's repository). */
   outDir: string;
-  preset?: 'tiny' | 'small' | 'seed';
+  preset?: PresetName;
   threads?: number;
   maxMinutes?: number;
   maxSteps?: number;
@@ -81,26 +92,53 @@ export interface TrainingSnapshot {
   model?: { params: number; nLayer: number; nHead: number; nEmbd: number; context: number; vocabSize: number; batch: number; engine: string };
   outDir?: string;
   /** The latest `workspace-lm eval` of this run: the model against the n-gram baseline. */
-  eval?: { bitsPerByte: number; exactMatch: number; editSimilarity: number; baselineBitsPerByte: number; baselineExactMatch: number; cuts: number; step: number | null; gptExactMatch?: number };
+  eval?: { bitsPerByte: number; exactMatch: number; editSimilarity: number; baselineBitsPerByte: number; baselineExactMatch: number; cuts: number; step: number | null; gptExactMatch?: number; countsExactMatch?: number; countsBitsPerByte?: number };
+  /** Why the latest eval cannot be shown (a damaged eval.json). */
+  evalError?: string;
 }
 
-export const Methods = {
-  /** Server → client notification, ModelStatusParams. */
-  modelStatus: 'workspaceLm/modelStatus',
-  /** Client → server notification, Partial<CompletionSettings>. */
-  updateSettings: 'workspaceLm/updateSettings',
-  /** Client → server request, StartTrainingParams → TrainingStatus. */
-  startTraining: 'workspaceLm/startTraining',
-  /** Client → server requests, no params → TrainingStatus. */
-  pauseTraining: 'workspaceLm/pauseTraining',
-  resumeTraining: 'workspaceLm/resumeTraining',
-  stopTraining: 'workspaceLm/stopTraining',
-  /** Client → server request, { outDir?: string } → TrainingSnapshot. */
-  trainingSnapshot: 'workspaceLm/trainingSnapshot',
-  /** Server → client notification, TrainingStatus. */
-  trainingStatus: 'workspaceLm/trainingStatus',
-  /** Client → server request, { runDir, toDir } → { dir, files } (the PyTorch bundle). */
-  exportBundle: 'workspaceLm/exportBundle',
-  /** Client → server request, { srcDir, runDir } → { checkpoint } (a trained model to serve). */
-  importModel: 'workspaceLm/importModel',
-} as const;
+/** Params of TrainingSnapshotRequest: the run to describe when none is active (its saved chart). */
+export interface TrainingSnapshotParams { outDir?: string }
+
+export interface ExportBundleParams {
+  /** The run whose newest checkpoint is exported. */
+  runDir: string;
+  /** Where the PyTorch training bundle is written. */
+  toDir: string;
+}
+export interface ExportBundleResult {
+  dir: string;
+  /** Files written, relative to dir. */
+  files: string[];
+}
+
+export interface ImportModelParams {
+  /** A trained model folder (model.safetensors, config.json, tokenizer.json). */
+  srcDir: string;
+  /** The run it becomes the newest checkpoint of. */
+  runDir: string;
+}
+export interface ImportModelResult {
+  /** The new checkpoint directory. */
+  checkpointDir: string;
+  step: number;
+}
+
+/** Server → client: what the completion model is doing (on a change of state, not per keystroke). */
+export const ModelStatusNotification = new NotificationType<ModelStatusParams>('workspaceLm/modelStatus');
+/** Server → client: the training status, at most a few times per second (at once on a change of state). */
+export const TrainingStatusNotification = new NotificationType<TrainingStatus>('workspaceLm/trainingStatus');
+/** Client → server: new completion settings, merged over the current ones (bad fields are ignored). */
+export const UpdateSettingsNotification = new NotificationType<Partial<CompletionSettings>>('workspaceLm/updateSettings');
+/** Client → server: start (or resume) a run; answers the status (`already …` while one is active). */
+export const StartTrainingRequest = new RequestType<StartTrainingParams, TrainingStatus, void>('workspaceLm/startTraining');
+export const PauseTrainingRequest = new RequestType0<TrainingStatus, void>('workspaceLm/pauseTraining');
+export const ResumeTrainingRequest = new RequestType0<TrainingStatus, void>('workspaceLm/resumeTraining');
+/** Saves a checkpoint and ends the run. */
+export const StopTrainingRequest = new RequestType0<TrainingStatus, void>('workspaceLm/stopTraining');
+/** Everything the sidebar shows, for a (re)opened view. */
+export const TrainingSnapshotRequest = new RequestType<TrainingSnapshotParams, TrainingSnapshot, void>('workspaceLm/trainingSnapshot');
+/** Writes the PyTorch training bundle of a run. */
+export const ExportBundleRequest = new RequestType<ExportBundleParams, ExportBundleResult, void>('workspaceLm/exportBundle');
+/** Makes a trained model folder the run's newest checkpoint (so it is served). */
+export const ImportModelRequest = new RequestType<ImportModelParams, ImportModelResult, void>('workspaceLm/importModel');

@@ -9,21 +9,21 @@ export type HostMessage =
   | { type: 'status'; status: TrainingStatus }
   | { type: 'unavailable'; reason: string };
 
-export type WebviewCommand = 'start' | 'pause' | 'resume' | 'stop';
+/** The sidebar's buttons (the host maps each to its palette command). */
+export const WEBVIEW_COMMANDS = ['start', 'pause', 'resume', 'stop'] as const;
+export type WebviewCommand = (typeof WEBVIEW_COMMANDS)[number];
 
 /** Webview → host. */
 export type WebviewMessage =
   | { type: 'ready' }
   | { type: 'command'; command: WebviewCommand };
 
-const COMMANDS: readonly WebviewCommand[] = ['start', 'pause', 'resume', 'stop'];
-
 /** The message if it is one we accept, else null (anything else is ignored, never evaluated). */
 export function parseWebviewMessage(raw: unknown): WebviewMessage | null {
   if (typeof raw !== 'object' || raw === null) return null;
   const m = raw as Record<string, unknown>;
   if (m['type'] === 'ready') return { type: 'ready' };
-  if (m['type'] === 'command' && typeof m['command'] === 'string' && (COMMANDS as readonly string[]).includes(m['command'])) {
+  if (m['type'] === 'command' && typeof m['command'] === 'string' && (WEBVIEW_COMMANDS as readonly string[]).includes(m['command'])) {
     return { type: 'command', command: m['command'] as WebviewCommand };
   }
   return null;
