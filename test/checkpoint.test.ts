@@ -91,18 +91,27 @@ test('truncated, foreign and future-version checkpoints give clear errors', asyn
   await assert.rejects(loadCheckpoint(join(dir, 'missing')), /checkpoint folder not found/);
 });
 
-/** A python3 that can import torch: Debian's (/usr/bin/python3) or the one on PATH. */
-function findTorchPython(): string | null {
+/**
+ * A python3 that can import torch and numpy: Debian's (/usr/bin/python3) or the one on PATH; else
+ * why not. Without one the PyTorch test FAILS, saying what to install: a skipped test proves
+ * nothing. A developer without torch may set WORKSPACE_LM_SKIP_TORCH=1 to skip it instead
+ * (ignored when CI is set; .ci/run installs torch).
+ */
+function findTorchPython(): { python: string; missing: null } | { python: null; missing: string } {
+  const errors: string[] = [];
   for (const py of ['/usr/bin/python3', 'python3']) {
     const r = spawnSync(py, ['-c', 'import torch, numpy'], { encoding: 'utf8' });
-    if (r.status === 0) return py;
+    if (r.status === 0) return { python: py, missing: null };
+    errors.push(`${py}: ${r.error?.message ?? r.stderr.trim().split('\n').pop()}`);
   }
-  return null;
+  return { python: null, missing: `python3 cannot import torch, numpy (${errors.join('; ')}): apt-get install python3-torch python3-numpy libopenblas0-pthread (.ci/run installs them)` };
 }
 
-const torchPython = findTorchPython();
+const torch = findTorchPython();
+const skipTorch = torch.missing !== null && process.env.WORKSPACE_LM_SKIP_TORCH === '1' && !process.env.CI;
 
-test('a plain PyTorch reader (scripts/gpt2_torch.py) loads our checkpoint and gets the same logits', { skip: torchPython === null ? 'python3 with torch not installed (apt-get install python3-torch; .ci/run installs it)' : false }, async () => {
+test('a plain PyTorch reader (scripts/gpt2_torch.py) loads our checkpoint and gets the same logits', { skip: skipTorch ? `WORKSPACE_LM_SKIP_TORCH=1 and ${torch.missing}` : false }, async () => {
+  assert.ok(torch.python !== null, `${torch.missing}; ${process.env.CI ? 'CI is set, so WORKSPACE_LM_SKIP_TORCH does not apply' : 'to skip this test instead, set WORKSPACE_LM_SKIP_TORCH=1'}`);
   const { dir, model, tokenizer, optimizer } = makeRun();
   // Non-trivial weights everywhere so every tensor matters to the logits.
   const rng = new Rng(5);
@@ -112,7 +121,7 @@ test('a plain PyTorch reader (scripts/gpt2_torch.py) loads our checkpoint and ge
   assert.ok(ids.length > 3 && ids.length <= 16);
   model.forward(ids, null, 1, ids.length);
   const ours = Float32Array.from(model.logitsView().subarray(0, ids.length * model.cfg.vocabSize));
-  const r = spawnSync(torchPython!, [join(__dirname, '..', 'scripts', 'gpt2_torch.py'), 'logits', '--checkpoint', dir, '--ids', ids.join(',')], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync(torch.python, [join(__dirname, '..', 'scripts', 'gpt2_torch.py'), 'logits', '--checkpoint', dir, '--ids', ids.join(',')], { encoding: 'utf8', maxBuffer: 64 << 20 });
   assert.equal(r.status, 0, r.stderr);
   const theirs = (JSON.parse(r.stdout) as { logits: number[][] }).logits.flat();
   assertClose(ours, theirs, 1e-5, 'logits: ours vs PyTorch reader');

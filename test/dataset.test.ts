@@ -84,6 +84,23 @@ test('validation batches are fixed and cover the split without overlap', () => {
   const b = validationBatches(tokens, 4, 32, 3);
   assert.equal(a.length, 3);
   assert.deepEqual(a, b);
+  // Tokens equal to their positions: each window's start is readable from its first id.
+  const B = 4, T = 32;
+  const positions = new Uint16Array(2000).map((_, i) => i);
+  const starts: number[] = [];
+  for (const { ids, targets } of validationBatches(positions, B, T, 3)) {
+    for (let w = 0; w < B; w++) {
+      starts.push(ids[w * T]!);
+      for (let t = 0; t < T; t++) {
+        assert.equal(ids[w * T + t], ids[w * T]! + t, 'a window is a contiguous run of the split');
+        assert.equal(targets[w * T + t], ids[w * T + t]! + 1, 'targets are the next tokens');
+      }
+    }
+  }
+  assert.equal(starts.length, 3 * B);
+  for (let i = 1; i < starts.length; i++) assert.ok(starts[i]! >= starts[i - 1]! + T, `windows ${i - 1} and ${i} overlap: starts ${starts[i - 1]}, ${starts[i]}`);
+  assert.equal(starts[0], 0);
+  assert.ok(starts[starts.length - 1]! >= 0.8 * positions.length, `the windows stop at ${starts[starts.length - 1]} of ${positions.length}: not spread over the split`);
   const tiny = validationBatches(new Uint16Array(10), 4, 32, 3);
   assert.equal(tiny.length, 0);
 });

@@ -2,8 +2,9 @@
 // bundle, trained further by the bundle's own train_torch.py with DDP (2 processes, gloo, CPU),
 // imported back, served and completed from; PyTorch must start from our loss and end with our
 // logits. Bad model folders must be refused with errors that name the file.
-// The PyTorch parts need Debian's python3-torch (CI installs it); they are skipped, saying so,
-// without it.
+// The PyTorch parts need Debian's python3-torch (CI installs it); without it they FAIL, saying
+// what to install, unless WORKSPACE_LM_SKIP_TORCH=1 (for a developer without torch; ignored
+// when CI is set) skips them.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -21,16 +22,21 @@ const root = join(__dirname, '..');
 const cli = join(root, 'dist', 'cli.js');
 const corpus = join(root, 'src');
 
-/** A python3 that can import torch: Debian's (/usr/bin/python3) or the one on PATH. */
-function findTorchPython(): string | null {
+/** A python3 that can import torch, numpy and gloo: Debian's (/usr/bin/python3) or the one on PATH; else why not. */
+function findTorchPython(): { python: string; missing: null } | { python: null; missing: string } {
+  const errors: string[] = [];
   for (const py of ['/usr/bin/python3', 'python3']) {
-    const r = spawnSync(py, ['-c', 'import torch, numpy, torch.distributed as d; assert d.is_gloo_available()'], { encoding: 'utf8' });
-    if (r.status === 0) return py;
+    const r = spawnSync(py, ['-c', 'import torch, numpy, torch.distributed as d; assert d.is_gloo_available(), "no gloo backend"'], { encoding: 'utf8' });
+    if (r.status === 0) return { python: py, missing: null };
+    errors.push(`${py}: ${r.error?.message ?? r.stderr.trim().split('\n').pop()}`);
   }
-  return null;
+  return { python: null, missing: `python3 cannot import torch, numpy and torch.distributed with gloo (${errors.join('; ')}): apt-get install python3-torch python3-numpy libopenblas0-pthread (.ci/run installs them)` };
 }
-const py = findTorchPython();
-const needsTorch = { skip: py === null ? 'python3 with torch (and gloo) not installed: apt-get install python3-torch libopenblas0-pthread (.ci/run installs it)' : false } as const;
+const torch = findTorchPython();
+const py = torch.python;
+const needsTorch = { skip: torch.missing !== null && process.env.WORKSPACE_LM_SKIP_TORCH === '1' && !process.env.CI ? `WORKSPACE_LM_SKIP_TORCH=1 and ${torch.missing}` : false } as const;
+/** First line of every PyTorch test: without torch the test fails here, saying what to install. */
+const requireTorch = (): void => assert.ok(py !== null, `${torch.missing}; ${process.env.CI ? 'CI is set, so WORKSPACE_LM_SKIP_TORCH does not apply' : 'to skip the PyTorch tests instead, set WORKSPACE_LM_SKIP_TORCH=1'}`);
 
 type Ev = Record<string, unknown> & { event: string };
 const events = (stdout: string): Ev[] => stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Ev);
@@ -116,6 +122,7 @@ test('export: a folder\'s run becomes a self-contained bundle (data, tokenizer, 
 });
 
 test('continuing in PyTorch starts at our loss: train_torch.py --eval-only on the bundle = our validation loss', needsTorch, async () => {
+  requireTorch();
   // Our side, computed here (not only read from trainer_state.json): the run's model on the
   // run's fixed validation windows, with the TypeScript engine.
   const ck = await loadCheckpoint(runDir);
@@ -146,6 +153,7 @@ test('continuing in PyTorch starts at our loss: train_torch.py --eval-only on th
 });
 
 test('DDP: train_torch.py --nproc-per-node 2 (gloo, CPU) continues from our weights and writes our checkpoint layout', needsTorch, async () => {
+  requireTorch();
   const r = await python(['train_torch.py', '--nproc-per-node', '2', '--max-steps', '40', '--batch-size', '4', '--eval-every', '20', '--checkpoint-every', '20', '--out', torchOut, '--json'], { cwd: bundle });
   assert.equal(r.status, 0, r.stderr);
   ddp = events(r.stdout);
@@ -170,6 +178,7 @@ test('DDP: train_torch.py --nproc-per-node 2 (gloo, CPU) continues from our weig
 });
 
 test('DDP equals one process with the global batch; the torchrun environment (RANK/WORLD_SIZE/LOCAL_RANK) works too', needsTorch, async () => {
+  requireTorch();
   const common = ['train_torch.py', '--max-steps', '3', '--eval-every', '0', '--checkpoint-every', '1000', '--json'];
   const single = await python([...common, '--batch-size', '8', '--out', join(tmp, 'single')], { cwd: bundle });
   assert.equal(single.status, 0, single.stderr);
@@ -194,6 +203,7 @@ test('DDP equals one process with the global batch; the torchrun environment (RA
 });
 
 test('import: the PyTorch result becomes the served model; complete works; its logits equal PyTorch\'s', needsTorch, async () => {
+  requireTorch();
   const before = readdirSync(join(runDir, 'checkpoints')).sort();
   const r = wlm(['import', torchOut, '--out', runDir, '--json']);
   assert.equal(r.status, 0, r.stderr);

@@ -42,8 +42,15 @@ test('splitRange and splitBatch cover everything exactly once', () => {
   assert.deepEqual(splitBatch(2, 4).counts, [1, 1, 0, 0]);
 });
 
-test('kernels.wasm keeps its static data below the bytes the arenas leave free', { skip: distPath('kernels.wasm') === null ? 'run `node esbuild.mjs` first' : false }, () => {
-  const end = staticDataEnd(readFileSync(distPath('kernels.wasm')!));
+/** A built file the test needs; missing, the test fails saying how to build it (a skip would prove nothing). */
+function built(name: string): string {
+  const p = distPath(name);
+  assert.ok(p !== null, `dist/${name} missing: run \`node esbuild.mjs\` first (npm test does)`);
+  return p;
+}
+
+test('kernels.wasm keeps its static data below the bytes the arenas leave free', () => {
+  const end = staticDataEnd(readFileSync(built('kernels.wasm')));
   assert.ok(end <= RESERVED_STATIC_BYTES, `static data ends at ${end}`);
 });
 
@@ -91,7 +98,8 @@ async function poolTrajectory(threads: number, B: number, T: number, steps: numb
   }
 }
 
-test('same loss trajectory for 1, 2, 13 and 64 workers, and equal to the TypeScript twin', { skip: distPath('trainWorker.js') === null ? 'run `node esbuild.mjs` first' : false }, async () => {
+test('same loss trajectory for 1, 2, 13 and 64 workers, and equal to the TypeScript twin', async () => {
+  built('trainWorker.js');
   // Batch 64 so that even 64 workers each get a sequence: the full 1 → 12 → 51 tree reduces.
   const B = 64, T = 16, steps = 5;
   const twin = twinTrajectory(B, T, steps);

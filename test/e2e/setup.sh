@@ -9,6 +9,8 @@
 #
 #   WLM_E2E_HOME   where code-server is installed (default ~/.cache/workspace-lm-e2e)
 set -euo pipefail
+# Any failing step stops the setup (and CI) and says which command failed.
+trap 'rc=$?; echo "[e2e setup] FAILED (exit $rc) at line $LINENO: $BASH_COMMAND" >&2; exit $rc' ERR
 
 # code-server 4.100.3 = VS Code 1.100.3, the newest that runs on Node 20 (newer needs Node 24).
 CODE_SERVER_VERSION=4.100.3
@@ -50,7 +52,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 else
   step_done "apt packages (already installed)"
 fi
-log "$(/usr/bin/chromium --version 2>/dev/null | sed -n 1p), $(rg --version | sed -n 1p)"
+# Installed is not enough: both must run (a broken chromium would only show in the E2E tests).
+chromium_version=$(/usr/bin/chromium --version 2>/dev/null | sed -n 1p)
+rg_version=$(rg --version | sed -n 1p)
+log "$chromium_version, $rg_version"
 
 # --- 2. code-server into the cache dir ----------------------------------------------------
 code_server_ok() {
