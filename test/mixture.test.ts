@@ -104,7 +104,7 @@ test('matched depth: how much of the history the n-gram model saw (the mixture b
   assert.equal(kn.matchedDepth([3]), 1); // the start of a file ("eot") is a history
   assert.equal(kn.matchedDepth([0, 3]), 1, 'a history never reaches back across an eot');
   const s = new NgramSession(kn);
-  s.prime([3, 0, 1]);
+  for (const t of [3, 0, 1]) s.push(t);
   // "a b" seen (depth 2); after it always "a" at order 3, but smoothing leaves the top below 0.8.
   const top = Math.max(...s.distribution());
   assert.equal(s.bucket(), mixtureBucket(2, top));

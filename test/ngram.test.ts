@@ -97,10 +97,11 @@ test('with the cache (and mixed with a network) the distribution still sums to 1
   const kn = KneserNey.train(markovStream(20_000, V, 3), { order: 4, vocabSize: V, eotId: V - 1 });
   const s = new NgramSession(kn, { weight: 0.3, concentration: 2, capacity: 50 });
   const history = [V - 1, ...Array.from(markovStream(300, V, 9)).filter((t) => t !== V - 1)];
-  const logs = s.prime(history); // 300 tokens through a 50-token cache: evictions happen
+  for (const t of history) s.push(t); // 300 tokens through a 50-token cache: evictions happen
+  const p = s.distribution();
   assert.equal(s.cache.size, 50);
-  close(sum(Array.from(logs, Math.exp)), 1, 1e-9);
-  for (const w of [0, 5, history[history.length - 1]!]) close(Math.exp(logs[w]!), s.prob(w), 1e-12);
+  close(sum(Array.from(p)), 1, 1e-9);
+  for (const w of [0, 5, history[history.length - 1]!]) close(p[w]!, s.prob(w), 1e-12);
 });
 
 test('the cache raises the probability of a file\'s own repeated tokens; tuning gives it weight on such data', () => {
@@ -116,8 +117,7 @@ test('the cache raises the probability of a file\'s own repeated tokens; tuning 
   const plain = new NgramSession(kn, { weight: 0, concentration: 1, capacity: 4096 });
   const at = file.length - 10; // the last occurrence's position
   assert.equal(file[at], 400);
-  cached.prime(file.slice(0, at));
-  plain.prime(file.slice(0, at));
+  for (const t of file.slice(0, at)) { cached.push(t); plain.push(t); }
   assert.ok(cached.prob(400) > 10 * plain.prob(400), `cache ${cached.prob(400)} vs none ${plain.prob(400)}`);
   // An eot starts a new file: the cache forgets.
   cached.push(eot);
@@ -144,15 +144,22 @@ test('the cache raises the probability of a file\'s own repeated tokens; tuning 
   close(sum(d), 1, 1e-12);
 });
 
-test('greedy decoding follows the most likely path', () => {
+test('the most likely next token follows the repeated path', () => {
   // "x = 1 ;" repeated: after "x =" the model must continue "1 ;".
   const V = 10, eot = 9;
   const file: number[] = [];
   for (let i = 0; i < 50; i++) file.push(1, 2, 3, 4);
   const kn = KneserNey.train(Uint16Array.from([...file, eot]), { order: 3, vocabSize: V, eotId: eot });
   const s = new NgramSession(kn);
-  s.prime([eot, 1, 2]);
-  assert.deepEqual(s.greedy(4), [3, 4, 1, 2]);
+  for (const t of [eot, 1, 2]) s.push(t);
+  const path: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const p = s.distribution();
+    const best = p.indexOf(Math.max(...p));
+    path.push(best);
+    s.push(best);
+  }
+  assert.deepEqual(path, [3, 4, 1, 2]);
 });
 
 /** How many distinct values `keys[0..n)` holds (sorts them in place). */

@@ -71,7 +71,8 @@ test('every mode decodes exactly the distribution servedTokenProbability scores'
       const history = [EOT, ...Array.from(stream(rng, 20 + rng.int(60))).filter((t) => t !== EOT)];
       const window = history.slice(-16);
       const scores = model.prime(window, history);
-      refNgram.prime(history);
+      refNgram.reset();
+      for (const t of history) refNgram.push(t);
       refCopy.reset();
       for (const t of history) refCopy.push(t);
       const pN = refNgram.distribution();
@@ -102,7 +103,7 @@ test('modes: gpt follows no history, counts needs the n-gram model, served needs
   assert.throws(() => new ServedModel({ gpt, ngram: new NgramSession(kn), copy: null, weights: null, vocabSize: V }, { mode: 'served' }), /fitted weights/);
   const counts = new ServedModel({ gpt, ngram: new NgramSession(kn), copy: null, weights: w, vocabSize: V }, { mode: 'counts' });
   const ref = new NgramSession(kn);
-  ref.prime([EOT, 5, 6, 7]);
+  for (const t of [EOT, 5, 6, 7]) ref.push(t);
   const p = ref.distribution();
   const got = counts.prime([1], [EOT, 5, 6, 7]);
   for (let t = 0; t < V; t++) assert.ok(Math.abs(Math.exp(got[t]!) - p[t]!) < 1e-6, 'counts without copy = the n-gram model');

@@ -525,32 +525,19 @@ export interface CacheParams {
 /** Used when no tuning data is at hand; tuneCache picks better values for a corpus. */
 export const DEFAULT_CACHE: CacheParams = { weight: 0.1, concentration: 1, capacity: 4096 };
 
-/** Anything that gives next-token scores for a growing sequence (the GPT's InferenceSession too). */
-export interface ScoreSession {
-  /** Makes the history exactly `ids`; returns scores (logits or log-probabilities) for the next token. */
-  prime(ids: ArrayLike<number>): ArrayLike<number>;
-  /** Appends one token; returns the scores for the next. */
-  append(id: number): ArrayLike<number>;
-  /** Leading tokens shared with the current history (what a prime can keep). */
-  commonPrefix(ids: ArrayLike<number>): number;
-}
-
 /**
- * The n-gram model with its file cache, as a decoding session: the history is the file so far
- * (prime with [eot, …file tokens] at a file start), the cache holds its tokens since the last
- * eot. prime/append return LOG-probabilities (a Float64Array reused between calls), so the same
- * decoding code that reads a GPT's logits can read these.
+ * The n-gram model with its file cache over one document: the history is the file so far (push
+ * eot, then the file's tokens, at a file start), the cache holds its tokens since the last eot.
+ * The served model (servedModel.ts) keeps it in step with the document and reads distribution().
  */
-export class NgramSession implements ScoreSession {
+export class NgramSession {
   private history: number[] = [];
   readonly cache: TokenCache;
   private readonly probs: Float64Array;
-  private readonly logs: Float64Array;
 
   constructor(readonly kn: KneserNey, readonly params: CacheParams = DEFAULT_CACHE) {
     this.cache = new TokenCache(kn.vocabSize, params.capacity, params.concentration);
     this.probs = new Float64Array(kn.vocabSize);
-    this.logs = new Float64Array(kn.vocabSize);
   }
 
   get length(): number {
@@ -577,11 +564,6 @@ export class NgramSession implements ScoreSession {
     const id = this.history.pop();
     if (id === undefined || id === this.kn.eotId) throw new Error('NgramSession.pop: nothing to undo');
     this.cache.pop();
-  }
-
-  /** Always 0: priming rebuilds the history and the cache, which costs little. */
-  commonPrefix(_ids: ArrayLike<number>): number {
-    return 0;
   }
 
   /**
@@ -618,39 +600,6 @@ export class NgramSession implements ScoreSession {
     return out;
   }
 
-  private logDistribution(): Float64Array {
-    const p = this.distribution();
-    for (let v = 0; v < p.length; v++) this.logs[v] = Math.log(p[v]!);
-    return this.logs;
-  }
-
-  prime(ids: ArrayLike<number>): Float64Array {
-    this.reset();
-    for (let i = 0; i < ids.length; i++) this.push(ids[i]!);
-    return this.logDistribution();
-  }
-
-  append(id: number): Float64Array {
-    this.push(id);
-    return this.logDistribution();
-  }
-
-  /**
-   * Greedy continuation: the most likely token, appended, until `stop(id)` says so (the id that
-   * stopped is not included) or maxTokens. The caller primes the history first.
-   */
-  greedy(maxTokens: number, stop: (id: number) => boolean = (id) => id === this.kn.eotId): number[] {
-    const out: number[] = [];
-    for (let i = 0; i < maxTokens; i++) {
-      const p = this.distribution();
-      let best = 0;
-      for (let v = 1; v < p.length; v++) if (p[v]! > p[best]!) best = v;
-      if (stop(best)) break;
-      out.push(best);
-      this.push(best);
-    }
-    return out;
-  }
 }
 
 /**
