@@ -164,7 +164,9 @@ test('untrusted workspace: training is refused with an explanation and nothing i
   await screenshot(page, 'untrusted');
   let servers = '';
   try {
-    servers = execFileSync('pgrep', ['-af', 'workspace-lm\.workspace-lm.*dist/server\.js'], { encoding: 'utf8' });
+    // This session's extension only (its folder is under s.root): other sessions may run on the machine.
+    const own = s.root.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    servers = execFileSync('pgrep', ['-af', `${own}/.*workspace-lm\.workspace-lm.*dist/server\.js`], { encoding: 'utf8' });
   } catch {
     servers = ''; // pgrep exits 1 when nothing matches
   }
