@@ -311,15 +311,6 @@ export function residualForward(out: Floats, a: Floats, b: Floats, n: number): v
   for (let i = 0; i < n; i++) out[i] = a[i]! + b[i]!;
 }
 
-/** da[n] += dout[n]; db[n] += dout[n]. */
-export function residualBackward(da: Floats, db: Floats, dout: Floats, n: number): void {
-  for (let i = 0; i < n; i++) {
-    const d = dout[i]!;
-    da[i] += d;
-    db[i] += d;
-  }
-}
-
 /**
  * Fused softmax + cross-entropy + its gradient, in place.
  * logits[N,V] in; targets[N] (a negative target means "no loss at this row");

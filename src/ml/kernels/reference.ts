@@ -46,16 +46,6 @@ export function addRef(out: Float32Array, a: Float32Array, b: Float32Array): voi
   for (let i = 0; i < out.length; i++) out[i] = a[i]! + b[i]!;
 }
 
-/** out[i] = s · x[i] */
-export function scaleRef(out: Float32Array, x: Float32Array, s: number): void {
-  for (let i = 0; i < out.length; i++) out[i] = Math.fround(s) * x[i]!;
-}
-
-/** y[i] += alpha · x[i] */
-export function axpyRef(y: Float32Array, alpha: number, x: Float32Array): void {
-  for (let i = 0; i < y.length; i++) y[i] = y[i]! + Math.fround(alpha) * x[i]!;
-}
-
 /** dst[i] += src[i] */
 export function sumIntoRef(dst: Float32Array, src: Float32Array): void {
   for (let i = 0; i < dst.length; i++) dst[i] = dst[i]! + src[i]!;

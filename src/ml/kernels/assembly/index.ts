@@ -18,7 +18,7 @@
 // ../../adamw.ts.
 
 export { matmul, matmul_ld, scratch_min_bytes, set_scratch } from './gemm';
-export { add, axpy, colsum_into, exp_f32, gelu_backward, gelu_forward, scale, sum_into, tanh_f32 } from './math';
+export { add, colsum_into, exp_f32, gelu_backward, gelu_forward, sum_into, tanh_f32 } from './math';
 export {
   causal_softmax_backward_rows, causal_softmax_rows, cross_entropy_forward_backward, layernorm_backward, layernorm_forward,
 } from './rowwise';

@@ -20,8 +20,8 @@ export function add(out: usize, a: usize, b: usize, n: i32): void {
   }
 }
 
-/** out[i] = s · x[i]  (in place when out == x) */
-export function scale(out: usize, x: usize, s: f32, n: i32): void {
+/** out[i] = s · x[i]  (in place when out == x; the softmax normalizations) */
+export function scaleFloats(out: usize, x: usize, s: f32, n: i32): void {
   const sv = f32x4.splat(s);
   let i = 0;
   for (; i + 4 <= n; i += 4) {
@@ -31,20 +31,6 @@ export function scale(out: usize, x: usize, s: f32, n: i32): void {
   for (; i < n; i++) {
     const o = <usize>i << 2;
     store<f32>(out + o, load<f32>(x + o) * s);
-  }
-}
-
-/** y[i] += alpha · x[i]  (e.g. SGD-style updates) */
-export function axpy(y: usize, alpha: f32, x: usize, n: i32): void {
-  const av = f32x4.splat(alpha);
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const o = <usize>i << 2;
-    v128.store(y + o, f32x4.add(v128.load(y + o), f32x4.mul(av, v128.load(x + o))));
-  }
-  for (; i < n; i++) {
-    const o = <usize>i << 2;
-    store<f32>(y + o, load<f32>(y + o) + alpha * load<f32>(x + o));
   }
 }
 

@@ -5,7 +5,7 @@
 // The twins compute in float64 and round once; these compute in float32 SIMD, with float64
 // where a long reduction or a cancellation needs it.
 
-import { expv, exps, highHalf, hmax32, hsum32, hsum64, scale, zeroFloats } from './math';
+import { expv, exps, highHalf, hmax32, hsum32, hsum64, scaleFloats, zeroFloats } from './math';
 
 // ---------------------------------------------------------------------------------------
 // Fused softmax + cross-entropy + gradient, in place (twin: layers.crossEntropyForwardBackward).
@@ -108,7 +108,7 @@ export function cross_entropy_forward_backward(
       const factor = gradScale / sum;
       const pt = row + (<usize>target << 2);
       const eTarget = <f64>load<f32>(pt);
-      scale(row, row, <f32>factor, V);
+      scaleFloats(row, row, <f32>factor, V);
       store<f32>(pt, <f32>(eTarget * factor - gradScale));
     }
   }
@@ -311,7 +311,7 @@ export function softmaxRowCausal(row: usize, len: i32, T: i32, scl: f32): void {
     }
   }
   // 3. normalize; zero the rest
-  scale(row, row, <f32>(1.0 / sum), end);
+  scaleFloats(row, row, <f32>(1.0 / sum), end);
   zeroFloats(row + (<usize>end << 2), T - end);
 }
 
