@@ -1,7 +1,7 @@
 // Row-wise / elementwise WebAssembly kernels (dist/kernels.wasm, built by `node esbuild.mjs`)
 // against their plain-TS twins: crossEntropyForwardBackward, layernorm, GELU and attention from
-// src/ml/layers.ts, adamwUpdateRange and sumSquares from src/ml/adamw.ts; exp and tanh against
-// Math.exp / Math.tanh.
+// src/ml/layers.ts, adamwUpdateRange and sumSquares from src/ml/adamw.ts; exp, tanh and the
+// causal softmax rows against src/ml/kernels/reference.ts.
 //
 // Tolerances. The twins compute in float64 (from the same float32 inputs) and round once; the
 // kernels compute in float32. Each output gets tol = rel · mag, where mag is the scale the
@@ -23,6 +23,7 @@ import {
   layernormBackward, layernormForward,
 } from '../src/ml/layers';
 import { adamwUpdateRange, sumSquares } from '../src/ml/adamw';
+import { causalSoftmaxBackwardRowsRef, causalSoftmaxRowsRef, expRef, tanhRef } from '../src/ml/kernels/reference';
 
 const WASM_PATH = join(__dirname, '..', 'dist', 'kernels.wasm');
 const VERBOSE = process.env.ROWWISE_VERBOSE === '1';
@@ -132,9 +133,11 @@ describe('exp and tanh (wasm, 4-lane polynomial) vs Math', () => {
     const x = arena.f32At(xs, 1);
     const out = arena.f32(xs.length);
     kernels.exp(ptr(out), ptr(x), x.length);
+    const wants = new Float64Array(xs.length);
+    expRef(wants, x);
     let worst = 0;
     for (let i = 0; i < xs.length; i++) {
-      const want = Math.exp(x[i]!);
+      const want = wants[i]!;
       const r = Math.abs(out[i]! - want) / want;
       if (!(r <= 2e-7)) assert.fail(`exp(${x[i]}) = ${out[i]}, Math.exp ${want}, rel ${r}`);
       worst = Math.max(worst, r);
@@ -167,9 +170,11 @@ describe('exp and tanh (wasm, 4-lane polynomial) vs Math', () => {
     const x = arena.f32At(all, 2);
     const out = arena.f32(all.length);
     kernels.tanh(ptr(out), ptr(x), x.length);
+    const wants = new Float64Array(all.length);
+    tanhRef(wants, x);
     let worst = 0;
     for (let i = 0; i < all.length; i++) {
-      const want = Math.tanh(x[i]!);
+      const want = wants[i]!;
       const r = want === 0 ? Math.abs(out[i]!) : Math.abs(out[i]! - want) / Math.abs(want);
       if (!(r <= 3e-7)) assert.fail(`tanh(${x[i]}) = ${out[i]}, Math.tanh ${want}, rel ${r}`);
       worst = Math.max(worst, r);
@@ -211,7 +216,7 @@ function checkCrossEntropy(c: CeCase): void {
   const wantLogits = before.slice();
   const wantLosses = new Float32Array(N);
   const wantTotal = crossEntropyForwardBackward(wantLogits, wantLosses, Array.from(targets), N, V, gs);
-  const gotTotal = kernels.crossEntropyForwardBackward(ptr(logits), ptr(losses), ptr(targets), N, V, gs);
+  const gotTotal = kernels.crossEntropyForwardBackward(ptr(logits), ptr(losses), ptr(targets), N, V, gs ?? NaN);
 
   // loss = log Σ exp(l − max) + max − l[target]: float32 errors are absolute in the log-sum
   // (relative error of Σ) plus the final rounding.
@@ -459,20 +464,7 @@ describe('GELU (wasm) vs layers.ts twin', () => {
 
 // ---- causal softmax rows ------------------------------------------------------------------------
 
-/** float64 causal softmax of one [T,T] block (layers.attentionForward's inner loops). */
-function causalSoftmaxRef(scores: Float32Array, T: number, scale: number): Float64Array {
-  const out = new Float64Array(T * T);
-  for (let t = 0; t < T; t++) {
-    let max = -Infinity;
-    for (let j = 0; j <= t; j++) max = Math.max(max, scale * scores[t * T + j]!);
-    let sum = 0;
-    for (let j = 0; j <= t; j++) sum += Math.exp(scale * scores[t * T + j]! - max);
-    for (let j = 0; j <= t; j++) out[t * T + j] = Math.exp(scale * scores[t * T + j]! - max) / sum;
-  }
-  return out;
-}
-
-describe('causalSoftmaxRows / causalSoftmaxBackwardRows (wasm) vs float64', () => {
+describe('causalSoftmaxRows / causalSoftmaxBackwardRows (wasm) vs reference.ts twins (float64)', () => {
   const TS = [1, 2, 3, 5, 7, 33, 64, 128];
   it('forward: ragged T, stale NaN above the diagonal is never read, extreme and masked scores', () => {
     for (const T of TS) {
@@ -488,7 +480,8 @@ describe('causalSoftmaxRows / causalSoftmaxBackwardRows (wasm) vs float64', () =
         });
         const scores = att.slice();
         kernels.causalSoftmaxRows(ptr(att), T, scale);
-        const want = causalSoftmaxRef(scores, T, scale);
+        const want = f64(scores);
+        causalSoftmaxRowsRef(want, T, scale);
         const mag = Array.from(want, (p, i) => {
           const t = Math.floor(i / T);
           let max = -Infinity;
@@ -514,16 +507,11 @@ describe('causalSoftmaxRows / causalSoftmaxBackwardRows (wasm) vs float64', () =
         const datt = arena.f32(T * T, (i) => (i % T > Math.floor(i / T) ? NaN : rand())); // NaN above the diagonal: not read
         const dpre = alias ? datt : arena.f32(T * T, () => NaN);
         const want = new Float64Array(T * T), mag = new Float64Array(T * T);
+        causalSoftmaxBackwardRowsRef(want, att, datt, T, scale);
         for (let t = 0; t < T; t++) {
-          let dot = 0, dotAbs = 0;
-          for (let j = 0; j <= t; j++) {
-            dot += att[t * T + j]! * datt[t * T + j]!;
-            dotAbs += Math.abs(att[t * T + j]! * datt[t * T + j]!);
-          }
-          for (let j = 0; j <= t; j++) {
-            want[t * T + j] = scale * att[t * T + j]! * (datt[t * T + j]! - dot);
-            mag[t * T + j] = scale * att[t * T + j]! * (Math.abs(datt[t * T + j]!) + dotAbs);
-          }
+          let dotAbs = 0;
+          for (let j = 0; j <= t; j++) dotAbs += Math.abs(att[t * T + j]! * datt[t * T + j]!);
+          for (let j = 0; j <= t; j++) mag[t * T + j] = scale * att[t * T + j]! * (Math.abs(datt[t * T + j]!) + dotAbs);
         }
         kernels.causalSoftmaxBackwardRows(ptr(dpre), ptr(att), ptr(datt), T, scale);
         expectClose(`softmax bwd T=${T}${alias ? ' aliased' : ''}`, dpre, want, mag, 1e-37);

@@ -16,7 +16,8 @@ import {
   KERNEL_SCRATCH_BYTES, MatmulFlags, compileKernels, createKernelMemory, createKernels,
   type Kernels, type WasmMemory, type WasmModule,
 } from '../src/ml/kernels/wasmKernels';
-import { addRef, colsumIntoRef, matmulRef, sumIntoRef } from '../src/ml/kernels/reference';
+import { KERNELS, SCRATCH_EXPORTS, type KernelSignature } from '../src/ml/kernels/kernelTable';
+import { addRef, colsumIntoRef, KERNEL_TWINS, matmulRef, sumIntoRef } from '../src/ml/kernels/reference';
 
 const { TRANS_A, TRANS_B, ACCUMULATE, BIAS } = MatmulFlags;
 const WASM_PATH = join(__dirname, '..', 'dist', 'kernels.wasm');
@@ -284,20 +285,105 @@ describe('elementwise kernels (wasm) vs twins', () => {
   });
 });
 
+/**
+ * Parameter and result types of every exported function of a wasm binary, read from its type,
+ * import, function and export sections (Node 20 has no type reflection for wasm functions).
+ */
+function exportedFunctionTypes(wasm: Uint8Array): Map<string, { params: string[]; results: string[] }> {
+  const VALTYPES: Record<number, string> = { 0x7f: 'i32', 0x7e: 'i64', 0x7d: 'f32', 0x7c: 'f64', 0x7b: 'v128' };
+  let p = 8; // magic + version
+  const byte = (): number => wasm[p++]!;
+  const leb = (): number => {
+    let result = 0;
+    for (let shift = 0; ; shift += 7) {
+      const b = byte();
+      result += (b & 0x7f) * 2 ** shift;
+      if ((b & 0x80) === 0) return result;
+    }
+  };
+  const name = (): string => {
+    const n = leb();
+    p += n;
+    return new TextDecoder().decode(wasm.subarray(p - n, p));
+  };
+  const valtypes = (): string[] => Array.from({ length: leb() }, () => VALTYPES[byte()] ?? '?');
+  const limits = (): void => {
+    const flags = byte();
+    leb();
+    if (flags & 1) leb();
+  };
+  const types: Array<{ params: string[]; results: string[] }> = [];
+  const funcTypes: number[] = []; // type index of each function, imported ones first
+  const exports = new Map<string, { params: string[]; results: string[] }>();
+  while (p < wasm.length) {
+    const id = byte();
+    const end = leb() + p;
+    if (id === 1) {
+      for (let n = leb(); n > 0; n--) {
+        assert.equal(byte(), 0x60, 'function type');
+        types.push({ params: valtypes(), results: valtypes() });
+      }
+    } else if (id === 2) {
+      for (let n = leb(); n > 0; n--) {
+        name();
+        name();
+        const kind = byte();
+        if (kind === 0) funcTypes.push(leb());
+        else if (kind === 1) { byte(); limits(); }
+        else if (kind === 2) limits();
+        else { byte(); byte(); }
+      }
+    } else if (id === 3) {
+      for (let n = leb(); n > 0; n--) funcTypes.push(leb());
+    } else if (id === 7) {
+      for (let n = leb(); n > 0; n--) {
+        const exportName = name();
+        const kind = byte();
+        const index = leb();
+        if (kind === 0) exports.set(exportName, types[funcTypes[index]!]!);
+      }
+    }
+    p = end;
+  }
+  return exports;
+}
+
 describe('loader and memory', () => {
-  it('the module has the expected interface: shared env.memory import, no other imports', () => {
+  it('the module imports only a shared env.memory and exports exactly the functions of kernelTable.ts, with their wasm types', () => {
     const mod = compileKernels(wasmBytes) as unknown as object;
     const WA = (globalThis as unknown as {
       WebAssembly: { Module: { imports(m: object): Array<{ module: string; name: string; kind: string }>; exports(m: object): Array<{ name: string }> } };
     }).WebAssembly;
     assert.deepEqual(WA.Module.imports(mod), [{ module: 'env', name: 'memory', kind: 'memory' }]);
-    const names = WA.Module.exports(mod).map((e) => e.name).sort();
-    assert.deepEqual(names, [
-      'adamw_update', 'add', 'attention_backward', 'attention_forward', 'causal_softmax_backward_rows',
-      'causal_softmax_rows', 'colsum_into', 'cross_entropy_forward_backward', 'exp_f32', 'gelu_backward', 'gelu_forward',
-      'layernorm_backward', 'layernorm_forward', 'matmul', 'matmul_ld', 'scratch_min_bytes', 'set_scratch',
-      'sum_into', 'sum_squares', 'tanh_f32',
-    ]);
+    const table: KernelSignature[] = [...Object.values(KERNELS), ...Object.values(SCRATCH_EXPORTS)];
+    assert.deepEqual(WA.Module.exports(mod).map((e) => e.name).sort(), table.map((k) => k.wasm).sort());
+    const types = exportedFunctionTypes(wasmBytes);
+    const WASM_TYPE = { ptr: 'i32', i32: 'i32', f32: 'f32', f64: 'f64' } as const;
+    for (const k of table) {
+      const want = {
+        params: k.args.map((a) => WASM_TYPE[a.slice(a.indexOf(': ') + 2) as keyof typeof WASM_TYPE]),
+        results: k.returns === 'void' ? [] : [k.returns],
+      };
+      assert.deepEqual(types.get(k.wasm), want, `${k.wasm}: wasm type vs kernelTable.ts`);
+    }
+  });
+
+  it('every kernel has a twin in reference.ts', () => {
+    for (const name of Object.keys(KERNELS) as Array<keyof typeof KERNELS>) {
+      assert.equal(typeof KERNEL_TWINS[name], 'function', name);
+    }
+    assert.deepEqual(Object.keys(KERNEL_TWINS).sort(), Object.keys(KERNELS).sort());
+  });
+
+  it('refuses a kernels.wasm that does not match the table', () => {
+    const WA = (globalThis as unknown as { WebAssembly: { Module: { exports(m: object): Array<{ name: string }> } } }).WebAssembly;
+    // The same module with one export renamed: createKernels names the kernel it cannot find.
+    const renamed = wasmBytes.slice();
+    const at = Buffer.from(renamed).indexOf('sum_squares');
+    assert.ok(at > 0);
+    renamed[at] = 'S'.charCodeAt(0);
+    assert.ok(WA.Module.exports(compileKernels(renamed) as unknown as object).some((e) => e.name === 'Sum_squares'));
+    assert.throws(() => createKernels(renamed, memory, { ptr: 0, bytes: KERNEL_SCRATCH_BYTES }), /no export sum_squares/);
   });
 
   it('rejects a non-shared memory and a bad scratch', () => {

@@ -1,5 +1,5 @@
-// Loader and typed API for the WebAssembly SIMD128 kernels (source: ./assembly/index.ts,
-// built by esbuild.mjs into dist/kernels.wasm).
+// Loader and typed API for the WebAssembly SIMD128 kernels (source: ./assembly/, built by
+// esbuild.mjs into dist/kernels.wasm; the list of kernels and their arguments: ./kernelTable.ts).
 //
 // Pure layer: no fs here. The caller passes the wasm bytes (or an already compiled module,
 // which is what a worker_thread receives via postMessage) and the memory.
@@ -12,6 +12,8 @@
 // The project's lib is ES2022 without DOM, so the WebAssembly global has no type
 // declarations; the few pieces used are typed structurally below (a real
 // WebAssembly.Memory / Module satisfies them).
+
+import { KERNELS, KernelFunctions, KernelName, KernelSignature, SCRATCH_EXPORTS, WasmFunction } from './kernelTable';
 
 /** Structural type of a WebAssembly.Memory. */
 export interface WasmMemory {
@@ -59,115 +61,15 @@ export const MatmulFlags = {
 } as const;
 
 /**
- * The kernels, taking byte offsets into `memory` (all 4-byte aligned) and element counts.
- * Offsets ≥ 2 GiB are fine (passed as i32 bits, used as u32).
+ * One instance of the kernels (KERNELS in ./kernelTable.ts: byte offsets into `memory`, element
+ * counts) with its packing scratch.
  */
-export interface Kernels {
+export interface Kernels extends KernelFunctions {
   readonly memory: WasmMemory;
   /** Minimum scratch size the module accepts (~136 KB). */
   readonly scratchMinBytes: number;
   /** Replace this instance's packing scratch region (16-byte aligned). Throws if rejected. */
   setScratch(ptr: number, bytes: number): void;
-  /** C = A·B (+bias) with natural row strides; see MatmulFlags. bias is ignored without BIAS. */
-  matmul(c: number, a: number, b: number, bias: number, M: number, N: number, K: number, flags: number): void;
-  /** Same with explicit row strides (elements): C [M rows, stride ldc], A/B as stored. */
-  matmulLd(
-    c: number, ldc: number, a: number, lda: number, b: number, ldb: number, bias: number,
-    M: number, N: number, K: number, flags: number,
-  ): void;
-  /** out[i] = a[i] + b[i] */
-  add(out: number, a: number, b: number, n: number): void;
-  /** dst[i] += src[i] */
-  sumInto(dst: number, src: number, n: number): void;
-  /** dst[N] += Σ_m src[m, 0:N]  (src row-major [M,N]) */
-  colsumInto(dst: number, src: number, M: number, N: number): void;
-
-  // ---- row-wise / elementwise kernels of a training step. Each matches its plain-TS twin in
-  // ../layers.ts or ../adamw.ts (same shapes; every backward ACCUMULATES into its outputs). ----
-
-  /** out[i] = exp(x[i]); max rel. error ~1.5e-7, x ≲ −87 → 0, x ≥ 88.7 → 3.3e38 (no Inf). */
-  exp(out: number, x: number, n: number): void;
-  /** out[i] = tanh(x[i]); max rel. error ~2e-7. */
-  tanh(out: number, x: number, n: number): void;
-  /**
-   * Fused softmax + cross-entropy (+ gradient in place). logits[N,V], targets[N] int32 (negative:
-   * no loss, loss 0, gradient row 0), losses[N] out. gradScale null (or NaN): logits untouched;
-   * else logits := (softmax − onehot)·gradScale. Returns Σ losses (float64).
-   */
-  crossEntropyForwardBackward(logits: number, losses: number, targets: number, N: number, V: number, gradScale: number | null): number;
-  /** out[N,C] = (inp − mean)·rstd·weight + bias; mean[N], rstd[N] saved. eps 1e-5. */
-  layernormForward(out: number, mean: number, rstd: number, inp: number, weight: number, bias: number, N: number, C: number): void;
-  /** dinp[N,C], dweight[C], dbias[C] += the layernorm gradients. */
-  layernormBackward(
-    dinp: number, dweight: number, dbias: number,
-    dout: number, inp: number, weight: number, mean: number, rstd: number, N: number, C: number,
-  ): void;
-  /** out[i] = GELU(inp[i]) (GPT-2 tanh approximation), i < n. */
-  geluForward(out: number, inp: number, n: number): void;
-  /** dinp[i] += GELU'(inp[i])·dout[i], i < n. */
-  geluBackward(dinp: number, inp: number, dout: number, n: number): void;
-  /** In place on a [T,T] block of raw scores: row t = softmax(scale·row[0..t]), zeros after t. */
-  causalSoftmaxRows(att: number, T: number, scale: number): void;
-  /**
-   * [T,T] blocks: dpre[t,t2] = scale·att·(datt − Σ_j att[t,j]·datt[t,j]) for t2 ≤ t, else 0.
-   * dpre may alias datt; datt above the diagonal is never read.
-   */
-  causalSoftmaxBackwardRows(dpre: number, att: number, datt: number, T: number, scale: number): void;
-  /**
-   * Causal self-attention: qkv[B,T,3C] → out[B,T,C], att[B,NH,T,T] probabilities. Runs
-   * matmulLd per (batch, head) on this instance's packing scratch.
-   */
-  attentionForward(out: number, att: number, qkv: number, B: number, T: number, C: number, NH: number): void;
-  /** Backward of attentionForward: dqkv[B,T,3C] += …; scratch: T·T floats (not the packing scratch). */
-  attentionBackward(
-    dqkv: number, scratch: number, dout: number, qkv: number, att: number, B: number, T: number, C: number, NH: number,
-  ): void;
-  /**
-   * AdamW on n contiguous params (one tensor or a slice of one), as adamw.adamwUpdateRange:
-   * g = grads·gradScale (clip coefficient);  m = b1·m + (1−b1)·g;  v = b2·v + (1−b2)·g²;
-   * p = p·decay − stepSize·m/(sqrt(v)/bc2Sqrt + eps), with decay = 1 − lr·wd (or 1 for
-   * tensors without decay), stepSize = lr/(1 − b1^t), bc2Sqrt = sqrt(1 − b2^t).
-   */
-  adamwUpdate(
-    params: number, grads: number, m: number, v: number, n: number,
-    beta1: number, beta2: number, eps: number, decay: number, stepSize: number, bc2Sqrt: number, gradScale: number,
-  ): void;
-  /** Σ x[i]² over n floats (float64). */
-  sumSquares(x: number, n: number): number;
-}
-
-interface RawExports {
-  scratch_min_bytes(): number;
-  set_scratch(ptr: number, bytes: number): number;
-  matmul(c: number, a: number, b: number, bias: number, M: number, N: number, K: number, flags: number): void;
-  matmul_ld(
-    c: number, ldc: number, a: number, lda: number, b: number, ldb: number, bias: number,
-    M: number, N: number, K: number, flags: number,
-  ): void;
-  add(out: number, a: number, b: number, n: number): void;
-  sum_into(dst: number, src: number, n: number): void;
-  colsum_into(dst: number, src: number, M: number, N: number): void;
-  exp_f32(out: number, x: number, n: number): void;
-  tanh_f32(out: number, x: number, n: number): void;
-  cross_entropy_forward_backward(logits: number, losses: number, targets: number, N: number, V: number, gradScale: number): number;
-  layernorm_forward(out: number, mean: number, rstd: number, inp: number, weight: number, bias: number, N: number, C: number): void;
-  layernorm_backward(
-    dinp: number, dweight: number, dbias: number,
-    dout: number, inp: number, weight: number, mean: number, rstd: number, N: number, C: number,
-  ): void;
-  gelu_forward(out: number, inp: number, n: number): void;
-  gelu_backward(dinp: number, inp: number, dout: number, n: number): void;
-  causal_softmax_rows(att: number, T: number, scale: number): void;
-  causal_softmax_backward_rows(dpre: number, att: number, datt: number, T: number, scale: number): void;
-  attention_forward(out: number, att: number, qkv: number, B: number, T: number, C: number, NH: number): void;
-  attention_backward(
-    dqkv: number, scratch: number, dout: number, qkv: number, att: number, B: number, T: number, C: number, NH: number,
-  ): void;
-  adamw_update(
-    params: number, grads: number, m: number, v: number, n: number,
-    beta1: number, beta2: number, eps: number, decay: number, stepSize: number, bc2Sqrt: number, gradScale: number,
-  ): void;
-  sum_squares(x: number, n: number): number;
 }
 
 /** New shared memory suitable for the kernels (sizes in 64 KiB pages). */
@@ -197,40 +99,35 @@ export function createKernels(
     );
   }
   const module = wasm instanceof Uint8Array ? new WA.Module(wasm) : wasm;
-  const raw = new WA.Instance(module, { env: { memory } }).exports as unknown as RawExports;
-  const scratchMinBytes = raw.scratch_min_bytes();
+  const exports = new WA.Instance(module, { env: { memory } }).exports;
+  const scratchMinBytes = wasmFunction(exports, SCRATCH_EXPORTS.scratchMinBytes)();
+  const setScratchRaw = wasmFunction(exports, SCRATCH_EXPORTS.setScratch);
   const setScratch = (ptr: number, bytes: number): void => {
     const end = ptr + bytes;
     if (end > memory.buffer.byteLength || ptr < 0) {
       throw new RangeError(`scratch [${ptr}, ${end}) is outside memory (${memory.buffer.byteLength} bytes)`);
     }
-    if (raw.set_scratch(ptr, bytes) !== 1) {
+    if (setScratchRaw(ptr, bytes) !== 1) {
       throw new RangeError(`scratch rejected: ptr ${ptr} must be 16-byte aligned and bytes ${bytes} ≥ ${scratchMinBytes}`);
     }
   };
   setScratch(scratch.ptr, scratch.bytes);
-  return {
-    memory,
-    scratchMinBytes,
-    setScratch,
-    matmul: raw.matmul,
-    matmulLd: raw.matmul_ld,
-    add: raw.add,
-    sumInto: raw.sum_into,
-    colsumInto: raw.colsum_into,
-    exp: raw.exp_f32,
-    tanh: raw.tanh_f32,
-    crossEntropyForwardBackward: (logits, losses, targets, N, V, gradScale) =>
-      raw.cross_entropy_forward_backward(logits, losses, targets, N, V, gradScale ?? NaN),
-    layernormForward: raw.layernorm_forward,
-    layernormBackward: raw.layernorm_backward,
-    geluForward: raw.gelu_forward,
-    geluBackward: raw.gelu_backward,
-    causalSoftmaxRows: raw.causal_softmax_rows,
-    causalSoftmaxBackwardRows: raw.causal_softmax_backward_rows,
-    attentionForward: raw.attention_forward,
-    attentionBackward: raw.attention_backward,
-    adamwUpdate: raw.adamw_update,
-    sumSquares: raw.sum_squares,
-  };
+  // The exports themselves, no wrappers: a kernel call costs one JS → wasm transition.
+  const kernels: Partial<Record<KernelName, unknown>> = {};
+  for (const name of Object.keys(KERNELS) as KernelName[]) kernels[name] = wasmFunction(exports, KERNELS[name]);
+  return { ...(kernels as KernelFunctions), memory, scratchMinBytes, setScratch };
+}
+
+/**
+ * The export of `sig`, checked against the table: a kernels.wasm that does not match this code
+ * (a stale build) fails here, naming the kernel, rather than at its first call.
+ */
+function wasmFunction<S extends KernelSignature>(exports: Record<string, unknown>, sig: S): WasmFunction<S> {
+  const fn = exports[sig.wasm];
+  if (typeof fn !== 'function') throw new Error(`kernels.wasm has no export ${sig.wasm} (rebuild it: node esbuild.mjs)`);
+  // A wasm function's length is its number of parameters.
+  if (fn.length !== sig.args.length) {
+    throw new Error(`kernels.wasm: ${sig.wasm} takes ${fn.length} arguments, kernelTable.ts says ${sig.args.length} (rebuild it: node esbuild.mjs)`);
+  }
+  return fn as WasmFunction<S>;
 }
