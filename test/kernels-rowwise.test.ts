@@ -23,6 +23,8 @@ import {
   layernormBackward, layernormForward,
 } from '../src/ml/layers';
 import { adamwUpdateRange, sumSquares } from '../src/ml/adamw';
+import { PRESETS, toHfConfig } from '../src/ml/config';
+import { LAYERNORM_EPS } from '../src/ml/constants';
 import { causalSoftmaxBackwardRowsRef, causalSoftmaxRowsRef, expRef, tanhRef } from '../src/ml/kernels/reference';
 
 const WASM_PATH = join(__dirname, '..', 'dist', 'kernels.wasm');
@@ -301,6 +303,14 @@ describe('crossEntropyForwardBackward (wasm) vs layers.ts twin', () => {
 // ---- layernorm ----------------------------------------------------------------------------------
 
 describe('layernorm (wasm) vs layers.ts twin', () => {
+  it('one epsilon: the exported config.json and the PyTorch twin use LAYERNORM_EPS (the kernel and the twin import it)', () => {
+    assert.equal(toHfConfig(PRESETS.tiny.model).layer_norm_epsilon, LAYERNORM_EPS);
+    const python = readFileSync(join(__dirname, '..', 'scripts', 'gpt2_torch.py'), 'utf8');
+    const match = /^LAYER_NORM_EPSILON = (\S+)$/m.exec(python);
+    assert.ok(match !== null, 'scripts/gpt2_torch.py defines LAYER_NORM_EPSILON');
+    assert.equal(Number(match[1]), LAYERNORM_EPS);
+  });
+
   const shapes: Array<[number, number]> = [[1, 1], [3, 1], [2, 3], [5, 5], [7, 64], [4, 256], [3, 67], [1024, 256]];
 
   it('forward: out, mean, rstd over ragged C ∈ {1, 3, 5, 64, 67, 256} incl. N = 1024, offset rows', () => {

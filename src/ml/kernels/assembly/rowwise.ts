@@ -5,6 +5,7 @@
 // The twins compute in float64 and round once; these compute in float32 SIMD, with float64
 // where a long reduction or a cancellation needs it.
 
+import { LAYERNORM_EPS } from '../../constants';
 import { expv, exps, highHalf, hmax32, hsum32, hsum64, scaleFloats, zeroFloats } from './math';
 
 // ---------------------------------------------------------------------------------------
@@ -116,8 +117,7 @@ export function cross_entropy_forward_backward(
 }
 
 // ---------------------------------------------------------------------------------------
-// LayerNorm (twins: layers.layernormForward / layernormBackward), eps = 1e-5, rows of C.
-const LN_EPS: f64 = 1e-5;
+// LayerNorm (twins: layers.layernormForward / layernormBackward), rows of C; eps: LAYERNORM_EPS.
 
 /** Σ row[0:C] in float64 (f32x4 loads promoted to f64x2 pairs). */
 // @ts-ignore: decorator
@@ -163,7 +163,7 @@ export function layernorm_forward(
       const d = load<f32>(x + (<usize>c << 2)) - mHi - mLo;
       sq += <f64>(d * d);
     }
-    const s = 1.0 / Math.sqrt(sq / <f64>C + LN_EPS);
+    const s = 1.0 / Math.sqrt(sq / <f64>C + LAYERNORM_EPS);
     const sf = <f32>s;
     const sv = f32x4.splat(sf);
     c = 0;
