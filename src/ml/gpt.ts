@@ -6,6 +6,7 @@
 // a (B, T) batch are views into one more array, allocated once for the largest batch seen.
 
 import { ModelConfig, validateModelConfig } from './config';
+import { layoutSize, parameterLayout, ParamTensor } from './paramLayout';
 import type { Floats } from './layers';
 import { Ops, tsOps } from './ops';
 import { FloatAlloc, heapAlloc } from './arena';
@@ -26,49 +27,6 @@ export interface GptOptions {
   params?: Floats;
   /** Use this gradient array instead of allocating one (e.g. a region of shared memory). */
   grads?: Floats;
-}
-
-/** One named tensor inside the flat parameter array. Names are Hugging Face GPT-2's. */
-export interface ParamTensor {
-  name: string;
-  shape: number[];
-  offset: number;
-  size: number;
-  /** Weight decay applies to matrices (embeddings and Linear weights), never to biases or LN. */
-  decay: boolean;
-}
-
-/** The parameter layout: names, shapes and offsets in the flat array, in a fixed order. */
-export function parameterLayout(cfg: ModelConfig): ParamTensor[] {
-  validateModelConfig(cfg);
-  const { vocabSize: V, contextLength: P, dModel: C } = cfg;
-  const out: ParamTensor[] = [];
-  let offset = 0;
-  const add = (name: string, shape: number[], decay: boolean): void => {
-    const size = shape.reduce((a, b) => a * b, 1);
-    out.push({ name, shape, offset, size, decay });
-    offset += size;
-  };
-  add('transformer.wte.weight', [V, C], true);
-  add('transformer.wpe.weight', [P, C], true);
-  for (let l = 0; l < cfg.nLayer; l++) {
-    const p = `transformer.h.${l}.`;
-    add(p + 'ln_1.weight', [C], false);
-    add(p + 'ln_1.bias', [C], false);
-    add(p + 'attn.c_attn.weight', [C, 3 * C], true);
-    add(p + 'attn.c_attn.bias', [3 * C], false);
-    add(p + 'attn.c_proj.weight', [C, C], true);
-    add(p + 'attn.c_proj.bias', [C], false);
-    add(p + 'ln_2.weight', [C], false);
-    add(p + 'ln_2.bias', [C], false);
-    add(p + 'mlp.c_fc.weight', [C, 4 * C], true);
-    add(p + 'mlp.c_fc.bias', [4 * C], false);
-    add(p + 'mlp.c_proj.weight', [4 * C, C], true);
-    add(p + 'mlp.c_proj.bias', [C], false);
-  }
-  add('transformer.ln_f.weight', [C], false);
-  add('transformer.ln_f.bias', [C], false);
-  return out;
 }
 
 /** Views of one kind of array (params or grads) by role. */
@@ -190,9 +148,9 @@ export class Gpt {
     this.dtype = opts.dtype ?? 'float32';
     this.alloc = opts.alloc ?? heapAlloc(this.dtype);
     this.ops = opts.ops ?? tsOps;
+    validateModelConfig(cfg);
     this.layout = parameterLayout(cfg);
-    const last = this.layout[this.layout.length - 1]!;
-    this.numParams = last.offset + last.size;
+    this.numParams = layoutSize(this.layout);
     if (opts.params !== undefined && opts.params.length !== this.numParams) throw new Error(`shared params have ${opts.params.length} values, the model needs ${this.numParams}`);
     this.params = opts.params ?? this.alloc(this.numParams);
     if (opts.grads !== undefined && opts.grads.length !== this.numParams) throw new Error(`grads have ${opts.grads.length} values, the model needs ${this.numParams}`);
