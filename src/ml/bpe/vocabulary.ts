@@ -13,7 +13,7 @@ export const BYTE_COUNT = 256;
 /** Pairs are packed into one number as left * PAIR_SHIFT + right, hence ids < 65536. */
 export const PAIR_SHIFT = 65536;
 export const MAX_VOCAB_SIZE = PAIR_SHIFT;
-export const MIN_VOCAB_SIZE = BYTE_COUNT + SPECIAL_TOKENS.length;
+const MIN_VOCAB_SIZE = BYTE_COUNT + SPECIAL_TOKENS.length;
 
 /** Merges to learn for a wanted vocabulary size (bytes and specials included); throws if it is out of range. */
 export function mergesForVocabSize(vocabSize: number): number {
