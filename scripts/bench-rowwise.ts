@@ -20,10 +20,11 @@ import {
   layernormBackward, layernormForward, residualForward,
 } from '../src/ml/layers';
 import { adamwUpdateRange, sumSquares } from '../src/ml/adamw';
+import { parameterCount } from '../src/ml/paramLayout';
 
 const V = 10000, C = 256, L = 4, NH = 8, T = 128, B = 8;
 const N = B * T;
-const P = V * C + T * C + L * (12 * C * C + 13 * C) + 2 * C; // tied embeddings: 5,752,320
+const P = parameterCount({ vocabSize: V, contextLength: T, dModel: C, nLayer: L, nHead: NH }); // tied embeddings: 5,752,320
 
 // ---- memory: one bump allocation per tensor ------------------------------------------------
 const sizes = {

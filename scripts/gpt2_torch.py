@@ -144,6 +144,11 @@ def save_safetensors(path, tensors, metadata=None):
 # Model
 # --------------------------------------------------------------------------
 
+# GPT-2's layernorm epsilon (config.json's layer_norm_epsilon, also the default when it is absent).
+# Must equal LAYERNORM_EPS in src/ml/constants.ts, which the TypeScript layers and the WASM kernels use.
+LAYER_NORM_EPSILON = 1e-5
+
+
 @dataclass
 class GPT2Config:
     vocab_size: int
@@ -151,7 +156,7 @@ class GPT2Config:
     n_embd: int
     n_layer: int
     n_head: int
-    layer_norm_epsilon: float = 1e-5
+    layer_norm_epsilon: float = LAYER_NORM_EPSILON
 
     @classmethod
     def from_dict(cls, d):
@@ -168,7 +173,7 @@ class GPT2Config:
             n_embd=int(d["n_embd"]),
             n_layer=int(d["n_layer"]),
             n_head=int(d["n_head"]),
-            layer_norm_epsilon=float(d.get("layer_norm_epsilon", 1e-5)),
+            layer_norm_epsilon=float(d.get("layer_norm_epsilon", LAYER_NORM_EPSILON)),
         )
         if cfg.n_embd % cfg.n_head != 0:
             raise CheckpointError(f"config n_embd {cfg.n_embd} is not divisible by n_head {cfg.n_head}")

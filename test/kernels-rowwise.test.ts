@@ -1,7 +1,7 @@
 // Row-wise / elementwise WebAssembly kernels (dist/kernels.wasm, built by `node esbuild.mjs`)
 // against their plain-TS twins: crossEntropyForwardBackward, layernorm, GELU and attention from
-// src/ml/layers.ts, adamwUpdateRange and sumSquares from src/ml/adamw.ts; exp and tanh against
-// Math.exp / Math.tanh.
+// src/ml/layers.ts, adamwUpdateRange and sumSquares from src/ml/adamw.ts; exp, tanh and the
+// causal softmax rows against src/ml/kernels/reference.ts.
 //
 // Tolerances. The twins compute in float64 (from the same float32 inputs) and round once; the
 // kernels compute in float32. Each output gets tol = rel · mag, where mag is the scale the
@@ -16,14 +16,16 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  KERNEL_SCRATCH_BYTES, createKernelMemory, createKernels, viewKernels,
-  type Kernels, type ViewKernels, type WasmMemory,
+  KERNEL_SCRATCH_BYTES, createKernelMemory, createKernels, type Kernels, type WasmMemory,
 } from '../src/ml/kernels/wasmKernels';
 import {
   attentionBackward, attentionForward, crossEntropyForwardBackward, geluBackward, geluForward,
   layernormBackward, layernormForward,
 } from '../src/ml/layers';
 import { adamwUpdateRange, sumSquares } from '../src/ml/adamw';
+import { PRESETS, toHfConfig } from '../src/ml/config';
+import { LAYERNORM_EPS } from '../src/ml/constants';
+import { causalSoftmaxBackwardRowsRef, causalSoftmaxRowsRef, expRef, tanhRef } from '../src/ml/kernels/reference';
 
 const WASM_PATH = join(__dirname, '..', 'dist', 'kernels.wasm');
 const VERBOSE = process.env.ROWWISE_VERBOSE === '1';
@@ -79,13 +81,13 @@ class Arena {
 }
 
 let kernels: Kernels;
-let vk: ViewKernels;
 let arena: Arena;
+/** The kernels take byte offsets into their memory; the arena's views live there. */
+const ptr = (v: Float32Array | Int32Array): number => v.byteOffset;
 
 before(() => {
   const memory = createKernelMemory(1024, 1024); // 64 MiB
   kernels = createKernels(readFileSync(WASM_PATH), memory, { ptr: 0, bytes: KERNEL_SCRATCH_BYTES });
-  vk = viewKernels(kernels);
   arena = new Arena(memory, KERNEL_SCRATCH_BYTES);
 });
 
@@ -132,10 +134,12 @@ describe('exp and tanh (wasm, 4-lane polynomial) vs Math', () => {
     for (let i = 0; i < 50_000; i++) xs.push(rand() * 2); // dense where softmax lives
     const x = arena.f32At(xs, 1);
     const out = arena.f32(xs.length);
-    vk.exp(out, x);
+    kernels.exp(ptr(out), ptr(x), x.length);
+    const wants = new Float64Array(xs.length);
+    expRef(wants, x);
     let worst = 0;
     for (let i = 0; i < xs.length; i++) {
-      const want = Math.exp(x[i]!);
+      const want = wants[i]!;
       const r = Math.abs(out[i]! - want) / want;
       if (!(r <= 2e-7)) assert.fail(`exp(${x[i]}) = ${out[i]}, Math.exp ${want}, rel ${r}`);
       worst = Math.max(worst, r);
@@ -146,14 +150,14 @@ describe('exp and tanh (wasm, 4-lane polynomial) vs Math', () => {
     const special = [-87.4, -88, -100, -1e4, -1e30, -Infinity, 88.8, 100, 1e30, Infinity, NaN];
     const sx = arena.f32At(special, 3);
     const so = arena.f32(special.length);
-    vk.exp(so, sx);
+    kernels.exp(ptr(so), ptr(sx), sx.length);
     for (let i = 0; i < 6; i++) assert.equal(so[i], 0, `exp(${special[i]}) flushes to 0`);
     for (let i = 6; i < 10; i++) assert.ok(Number.isFinite(so[i]!) && so[i]! > 3e38, `exp(${special[i]}) saturates at a finite ~3.3e38, got ${so[i]}`);
     assert.ok(Number.isNaN(so[10]!), 'exp(NaN) = NaN');
     // between −87.34 and −86.99 the result is 0 or the true tiny value
     const edge = arena.f32At([-87.3, -87.2, -87.1, -87.0], 0);
     const eo = arena.f32(4);
-    vk.exp(eo, edge);
+    kernels.exp(ptr(eo), ptr(edge), edge.length);
     for (let i = 0; i < 4; i++) assert.ok(Math.abs(eo[i]! - Math.exp(edge[i]!)) <= 2e-38, `exp(${edge[i]}) = ${eo[i]}`);
   });
 
@@ -167,10 +171,12 @@ describe('exp and tanh (wasm, 4-lane polynomial) vs Math', () => {
     const all = xs.concat(xs.map((v) => -v));
     const x = arena.f32At(all, 2);
     const out = arena.f32(all.length);
-    vk.tanh(out, x);
+    kernels.tanh(ptr(out), ptr(x), x.length);
+    const wants = new Float64Array(all.length);
+    tanhRef(wants, x);
     let worst = 0;
     for (let i = 0; i < all.length; i++) {
-      const want = Math.tanh(x[i]!);
+      const want = wants[i]!;
       const r = want === 0 ? Math.abs(out[i]!) : Math.abs(out[i]! - want) / Math.abs(want);
       if (!(r <= 3e-7)) assert.fail(`tanh(${x[i]}) = ${out[i]}, Math.tanh ${want}, rel ${r}`);
       worst = Math.max(worst, r);
@@ -179,7 +185,7 @@ describe('exp and tanh (wasm, 4-lane polynomial) vs Math', () => {
     if (VERBOSE) console.log(`  tanh: max relative error ${worst.toExponential(3)} = ${(worst / ULP1).toFixed(2)} ulp(1)`);
     const special = [40, -40, 1e30, -1e30, Infinity, -Infinity, NaN];
     const so = arena.f32(special.length);
-    vk.tanh(so, arena.f32At(special, 1));
+    kernels.tanh(ptr(so), ptr(arena.f32At(special, 1)), special.length);
     assert.deepEqual(Array.from(so.subarray(0, 6)), [1, -1, 1, -1, 1, -1]);
     assert.ok(Number.isNaN(so[6]!));
   });
@@ -212,7 +218,7 @@ function checkCrossEntropy(c: CeCase): void {
   const wantLogits = before.slice();
   const wantLosses = new Float32Array(N);
   const wantTotal = crossEntropyForwardBackward(wantLogits, wantLosses, Array.from(targets), N, V, gs);
-  const gotTotal = vk.crossEntropyForwardBackward(logits, losses, targets, N, V, gs);
+  const gotTotal = kernels.crossEntropyForwardBackward(ptr(logits), ptr(losses), ptr(targets), N, V, gs ?? NaN);
 
   // loss = log Σ exp(l − max) + max − l[target]: float32 errors are absolute in the log-sum
   // (relative error of Σ) plus the final rounding.
@@ -297,6 +303,14 @@ describe('crossEntropyForwardBackward (wasm) vs layers.ts twin', () => {
 // ---- layernorm ----------------------------------------------------------------------------------
 
 describe('layernorm (wasm) vs layers.ts twin', () => {
+  it('one epsilon: the exported config.json and the PyTorch twin use LAYERNORM_EPS (the kernel and the twin import it)', () => {
+    assert.equal(toHfConfig(PRESETS.tiny.model).layer_norm_epsilon, LAYERNORM_EPS);
+    const python = readFileSync(join(__dirname, '..', 'scripts', 'gpt2_torch.py'), 'utf8');
+    const match = /^LAYER_NORM_EPSILON = (\S+)$/m.exec(python);
+    assert.ok(match !== null, 'scripts/gpt2_torch.py defines LAYER_NORM_EPSILON');
+    assert.equal(Number(match[1]), LAYERNORM_EPS);
+  });
+
   const shapes: Array<[number, number]> = [[1, 1], [3, 1], [2, 3], [5, 5], [7, 64], [4, 256], [3, 67], [1024, 256]];
 
   it('forward: out, mean, rstd over ragged C ∈ {1, 3, 5, 64, 67, 256} incl. N = 1024, offset rows', () => {
@@ -310,7 +324,7 @@ describe('layernorm (wasm) vs layers.ts twin', () => {
         const weight = arena.f32(C, () => 1 + 0.5 * rand());
         const bias = arena.f32(C, () => 0.3 * rand());
         const out = arena.f32(N * C, () => NaN), mean = arena.f32(N, () => NaN), rstd = arena.f32(N, () => NaN);
-        vk.layernormForward(out, mean, rstd, inp, weight, bias, N, C);
+        kernels.layernormForward(ptr(out), ptr(mean), ptr(rstd), ptr(inp), ptr(weight), ptr(bias), N, C);
         const wOut = new Float32Array(N * C), wMean = new Float32Array(N), wRstd = new Float32Array(N);
         layernormForward(wOut, wMean, wRstd, inp.slice(), weight.slice(), bias.slice(), N, C);
         // out = norm·w + b: errors scale with |norm·w| + |b| (norm = (x − mean)·rstd is O(1))
@@ -339,7 +353,7 @@ describe('layernorm (wasm) vs layers.ts twin', () => {
       const dinp = arena.f32(N * C, () => rand()), dweight = arena.f32(C, () => rand()), dbias = arena.f32(C, () => rand());
       const wDinp = dinp.slice(), wDweight = dweight.slice(), wDbias = dbias.slice();
       layernormBackward(wDinp, wDweight, wDbias, dout.slice(), inp.slice(), weight.slice(), mean.slice(), rstd.slice(), N, C);
-      vk.layernormBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+      kernels.layernormBackward(ptr(dinp), ptr(dweight), ptr(dbias), ptr(dout), ptr(inp), ptr(weight), ptr(mean), ptr(rstd), N, C);
       // magnitudes: the prior plus the absolute values of every term summed into the output
       const magX = new Float64Array(N * C), magW = new Float64Array(C), magB = new Float64Array(C);
       for (let n = 0; n < N; n++) {
@@ -397,7 +411,7 @@ describe('GELU (wasm) vs layers.ts twin', () => {
       const xs = geluInputs(n, n + 5);
       const x = arena.f32At(xs, n % 3);
       const out = arena.f32(n, () => NaN);
-      vk.geluForward(out, x, n);
+      kernels.geluForward(ptr(out), ptr(x), n);
       const xf = f64(x);
       const { y } = geluRef(xf);
       // sensitivity to a 1e-6 relative change of x (far negative tail: out ≈ x·e^(−2|u|), steep)
@@ -408,7 +422,7 @@ describe('GELU (wasm) vs layers.ts twin', () => {
       expectClose(`GELU fwd n=${n}`, out, Float32Array.from(y), mag.map((m, i) => m + Math.abs(xf[i]!) * 2e-16 / REL), 1e-38);
       // also in place (out = inp)
       const inPlace = arena.f32At(xs, 1);
-      vk.geluForward(inPlace, inPlace, n);
+      kernels.geluForward(ptr(inPlace), ptr(inPlace), n);
       assert.deepEqual(inPlace, out, `GELU fwd in place n=${n}`);
     }
   });
@@ -418,7 +432,7 @@ describe('GELU (wasm) vs layers.ts twin', () => {
     const xs = Array.from({ length: 1100 }, (_, i) => -11 + i * 0.01); // −11 … −0.01
     const x = arena.f32At(xs, 0);
     const out = arena.f32(xs.length);
-    vk.geluForward(out, x, xs.length);
+    kernels.geluForward(ptr(out), ptr(x), xs.length);
     let worst = 0;
     for (let i = 0; i < xs.length; i++) {
       const xv = x[i]!;
@@ -446,7 +460,7 @@ describe('GELU (wasm) vs layers.ts twin', () => {
       const dinp = arena.f32(n, () => rand());
       const want = f64(dinp);
       geluBackward(want, f64(x), f64(dout), n);
-      vk.geluBackward(dinp, x, dout, n);
+      kernels.geluBackward(ptr(dinp), ptr(x), ptr(dout), n);
       const xf = f64(x);
       const { dy } = geluRef(xf);
       const lo = geluRef(xf.map((v) => v * (1 - 1e-6))).dy, hi = geluRef(xf.map((v) => v * (1 + 1e-6))).dy;
@@ -460,20 +474,7 @@ describe('GELU (wasm) vs layers.ts twin', () => {
 
 // ---- causal softmax rows ------------------------------------------------------------------------
 
-/** float64 causal softmax of one [T,T] block (layers.attentionForward's inner loops). */
-function causalSoftmaxRef(scores: Float32Array, T: number, scale: number): Float64Array {
-  const out = new Float64Array(T * T);
-  for (let t = 0; t < T; t++) {
-    let max = -Infinity;
-    for (let j = 0; j <= t; j++) max = Math.max(max, scale * scores[t * T + j]!);
-    let sum = 0;
-    for (let j = 0; j <= t; j++) sum += Math.exp(scale * scores[t * T + j]! - max);
-    for (let j = 0; j <= t; j++) out[t * T + j] = Math.exp(scale * scores[t * T + j]! - max) / sum;
-  }
-  return out;
-}
-
-describe('causalSoftmaxRows / causalSoftmaxBackwardRows (wasm) vs float64', () => {
+describe('causalSoftmaxRows / causalSoftmaxBackwardRows (wasm) vs reference.ts twins (float64)', () => {
   const TS = [1, 2, 3, 5, 7, 33, 64, 128];
   it('forward: ragged T, stale NaN above the diagonal is never read, extreme and masked scores', () => {
     for (const T of TS) {
@@ -488,8 +489,9 @@ describe('causalSoftmaxRows / causalSoftmaxBackwardRows (wasm) vs float64', () =
           return j % 5 === 0 ? 450 : j % 5 === 1 ? -450 : j % 5 === 2 ? -1e30 : 100 * rand(); // ±80 after scaling
         });
         const scores = att.slice();
-        vk.causalSoftmaxRows(att, T, scale);
-        const want = causalSoftmaxRef(scores, T, scale);
+        kernels.causalSoftmaxRows(ptr(att), T, scale);
+        const want = f64(scores);
+        causalSoftmaxRowsRef(want, T, scale);
         const mag = Array.from(want, (p, i) => {
           const t = Math.floor(i / T);
           let max = -Infinity;
@@ -510,23 +512,18 @@ describe('causalSoftmaxRows / causalSoftmaxBackwardRows (wasm) vs float64', () =
         const rand = rng(T * 13 + (alias ? 1 : 0));
         const scale = 0.25;
         const scores = arena.f32(T * T, () => 3 * rand());
-        vk.causalSoftmaxRows(scores, T, 1);
+        kernels.causalSoftmaxRows(ptr(scores), T, 1);
         const att = scores;
         const datt = arena.f32(T * T, (i) => (i % T > Math.floor(i / T) ? NaN : rand())); // NaN above the diagonal: not read
         const dpre = alias ? datt : arena.f32(T * T, () => NaN);
         const want = new Float64Array(T * T), mag = new Float64Array(T * T);
+        causalSoftmaxBackwardRowsRef(want, att, datt, T, scale);
         for (let t = 0; t < T; t++) {
-          let dot = 0, dotAbs = 0;
-          for (let j = 0; j <= t; j++) {
-            dot += att[t * T + j]! * datt[t * T + j]!;
-            dotAbs += Math.abs(att[t * T + j]! * datt[t * T + j]!);
-          }
-          for (let j = 0; j <= t; j++) {
-            want[t * T + j] = scale * att[t * T + j]! * (datt[t * T + j]! - dot);
-            mag[t * T + j] = scale * att[t * T + j]! * (Math.abs(datt[t * T + j]!) + dotAbs);
-          }
+          let dotAbs = 0;
+          for (let j = 0; j <= t; j++) dotAbs += Math.abs(att[t * T + j]! * datt[t * T + j]!);
+          for (let j = 0; j <= t; j++) mag[t * T + j] = scale * att[t * T + j]! * (Math.abs(datt[t * T + j]!) + dotAbs);
         }
-        vk.causalSoftmaxBackwardRows(dpre, att, datt, T, scale);
+        kernels.causalSoftmaxBackwardRows(ptr(dpre), ptr(att), ptr(datt), T, scale);
         expectClose(`softmax bwd T=${T}${alias ? ' aliased' : ''}`, dpre, want, mag, 1e-37);
       }
     }
@@ -550,7 +547,7 @@ describe('attentionForward / attentionBackward (wasm) vs layers.ts twins', () =>
       const qkv = arena.f32(B * T * 3 * C, () => 1.5 * rand());
       const out = arena.f32(B * T * C, () => NaN);
       const att = arena.f32(B * NH * T * T, () => NaN);
-      vk.attentionForward(out, att, qkv, B, T, C, NH);
+      kernels.attentionForward(ptr(out), ptr(att), ptr(qkv), B, T, C, NH);
       const wOut = new Float32Array(B * T * C), wAtt = new Float32Array(B * NH * T * T);
       attentionForward(wOut, wAtt, qkv.slice(), B, T, C, NH);
       // att: a score error δ (float32 dot of hs terms, ~|q|·|k|·2⁻²⁴) moves p by p·δ
@@ -566,7 +563,7 @@ describe('attentionForward / attentionBackward (wasm) vs layers.ts twins', () =>
       const scratch = arena.f32(T * T, () => NaN);
       const want = dqkv.slice();
       attentionBackward(want, new Float32Array(T), dout.slice(), qkv.slice(), wAtt, B, T, C, NH);
-      vk.attentionBackward(dqkv, scratch, dout, qkv, att, B, T, C, NH);
+      kernels.attentionBackward(ptr(dqkv), ptr(scratch), ptr(dout), ptr(qkv), ptr(att), B, T, C, NH);
       // magnitudes: prior + Σ |terms| of each gradient
       const mag = new Float64Array(B * T * 3 * C).fill(1);
       const C3 = 3 * C;
@@ -626,7 +623,7 @@ describe('adamwUpdate / sumSquares (wasm) vs adamw.ts twins', () => {
         const decay = decayOn ? 1 - h.lr * h.weightDecay : 1;
         const stepSize = h.lr / (1 - Math.pow(h.beta1, t));
         const bc2Sqrt = Math.sqrt(1 - Math.pow(h.beta2, t));
-        vk.adamwUpdate(params, grads, m, v, h.beta1, h.beta2, h.eps, decay, stepSize, bc2Sqrt, gradScale);
+        kernels.adamwUpdate(ptr(params), ptr(grads), ptr(m), ptr(v), n, h.beta1, h.beta2, h.eps, decay, stepSize, bc2Sqrt, gradScale);
         const label = `AdamW n=${n} t=${t}`;
         const magM = Array.from(m0, (mi, i) => h.beta1 * Math.abs(mi) + (1 - h.beta1) * Math.abs(grads[i]! * gradScale));
         const magV = Array.from(v0, (vi, i) => h.beta2 * vi + (1 - h.beta2) * (grads[i]! * gradScale) ** 2);
@@ -643,7 +640,7 @@ describe('adamwUpdate / sumSquares (wasm) vs adamw.ts twins', () => {
       arena.reset();
       const rand = rng(n);
       const x = arena.f32At(Array.from({ length: n }, () => rand() * 10 ** (3 * rand())), n % 4);
-      const got = vk.sumSquares(x);
+      const got = kernels.sumSquares(ptr(x), n);
       const want = sumSquares(x);
       assert.ok(Math.abs(got - want) <= 1e-12 * want, `sumSquares n=${n}: ${got} vs ${want}`);
     }

@@ -14,9 +14,10 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import {
   KERNEL_SCRATCH_BYTES, MatmulFlags, compileKernels, createKernelMemory, createKernels,
-  viewKernels, type Kernels, type ViewKernels, type WasmMemory, type WasmModule,
+  type Kernels, type WasmMemory, type WasmModule,
 } from '../src/ml/kernels/wasmKernels';
-import { addRef, axpyRef, colsumIntoRef, matmulRef, scaleRef, sumIntoRef } from '../src/ml/kernels/reference';
+import { KERNELS, SCRATCH_EXPORTS, type KernelSignature } from '../src/ml/kernels/kernelTable';
+import { addRef, colsumIntoRef, KERNEL_TWINS, matmulRef, sumIntoRef } from '../src/ml/kernels/reference';
 
 const { TRANS_A, TRANS_B, ACCUMULATE, BIAS } = MatmulFlags;
 const WASM_PATH = join(__dirname, '..', 'dist', 'kernels.wasm');
@@ -69,14 +70,15 @@ const flagName = (f: number): string =>
 let wasmBytes: Uint8Array;
 let memory: WasmMemory;
 let kernels: Kernels;
-let vk: ViewKernels;
+/** The instance checkMatmul runs on (a second one has the minimum scratch). */
+let matmulKernels: Kernels;
 let arena: Arena;
 
 before(() => {
   wasmBytes = readFileSync(WASM_PATH);
   memory = createKernelMemory(1024, 2048); // 64 MiB: the largest case needs ~55 MiB
   kernels = createKernels(wasmBytes, memory, { ptr: 0, bytes: KERNEL_SCRATCH_BYTES });
-  vk = viewKernels(kernels);
+  matmulKernels = kernels;
   arena = new Arena(memory, KERNEL_SCRATCH_BYTES);
 });
 
@@ -117,8 +119,10 @@ function checkMatmul(c: Case): void {
   const C = Cg.subarray(GUARD, GUARD + M * ldc);
   const Cbefore = Cg.slice();
 
-  const opts = { transA, transB, accumulate: (flags & ACCUMULATE) !== 0, lda, ldb, ldc };
-  vk.matmul(C, A, B, bias, M, N, K, opts);
+  const biasPtr = bias === null ? 0 : bias.byteOffset;
+  const natural = c.lda === undefined && c.ldb === undefined && c.ldc === undefined;
+  if (natural) matmulKernels.matmul(C.byteOffset, A.byteOffset, B.byteOffset, biasPtr, M, N, K, flags);
+  else matmulKernels.matmulLd(C.byteOffset, ldc, A.byteOffset, lda, B.byteOffset, ldb, biasPtr, M, N, K, flags);
 
   // The twin on the selected rows only: gather those rows of op(A) into a dense matrix.
   const rows = c.rows ?? Array.from({ length: M }, (_, i) => i);
@@ -236,100 +240,159 @@ describe('matmul (wasm) vs twin', () => {
 
   it('minimum scratch: B packed 8 columns at a time (many jc blocks)', () => {
     const k2 = createKernels(wasmBytes, memory, { ptr: KERNEL_SCRATCH_BYTES / 2, bytes: kernels.scratchMinBytes });
-    const saved = vk;
-    vk = viewKernels(k2);
+    matmulKernels = k2;
     try {
       for (const v of VARIANTS) {
         checkMatmul({ M: 33, N: 70, K: 300, flags: v | ACCUMULATE | BIAS });
         checkMatmul({ M: 9, N: 129, K: 17, flags: v });
+        checkMatmul({ M: 9, N: 129, K: 17, flags: v, ldc: 130 });
       }
     } finally {
-      vk = saved;
+      matmulKernels = kernels;
     }
   });
 });
 
 describe('elementwise kernels (wasm) vs twins', () => {
   const LENGTHS = [0, 1, 3, 4, 5, 17, 1000, 1003];
-  it('add, scale, sumInto: bit-exact', () => {
+  it('add, sumInto: bit-exact', () => {
     for (const n of LENGTHS) {
       arena.reset();
       const rand = rng(n + 1);
       const a = arena.random(n, rand), b = arena.random(n, rand), out = arena.random(n, rand);
-      vk.add(out, a, b);
+      kernels.add(out.byteOffset, a.byteOffset, b.byteOffset, n);
       const want = new Float32Array(n);
       addRef(want, a.slice(), b.slice());
       assert.deepEqual(out, want, `add n=${n}`);
 
-      vk.scale(out, a, -0.37);
-      scaleRef(want, a.slice(), -0.37);
-      assert.deepEqual(out, want, `scale n=${n}`);
-      const inPlace = b.slice();
-      vk.scale(b, b, 3.5); // out == x
-      scaleRef(inPlace, inPlace, 3.5);
-      assert.deepEqual(b, inPlace, `scale in place n=${n}`);
-
       const d = a.slice();
-      vk.sumInto(a, out);
+      kernels.sumInto(a.byteOffset, out.byteOffset, n);
       sumIntoRef(d, out.slice());
       assert.deepEqual(a, d, `sumInto n=${n}`);
     }
   });
 
-  it('axpy, colsumInto: within float32 rounding', () => {
-    for (const n of LENGTHS) {
-      arena.reset();
-      const rand = rng(n + 7);
-      const y = arena.random(n, rand), x = arena.random(n, rand);
-      const want = y.slice();
-      vk.axpy(y, 0.123, x);
-      axpyRef(want, 0.123, x.slice());
-      for (let i = 0; i < n; i++) assert.ok(Math.abs(y[i]! - want[i]!) <= 1e-6 * (Math.abs(want[i]!) + 1), `axpy n=${n} i=${i}`);
-    }
+  it('colsumInto: within float32 rounding', () => {
     for (const [M, N] of [[1, 1], [3, 5], [64, 256], [1024, 768], [7, 1003]] as const) {
       arena.reset();
       const rand = rng(M * 31 + N);
       const src = arena.random(M * N, rand), dst = arena.random(N, rand);
       const want = dst.slice();
-      vk.colsumInto(dst, src);
+      kernels.colsumInto(dst.byteOffset, src.byteOffset, M, N);
       colsumIntoRef(want, src.slice());
       for (let n = 0; n < N; n++) assert.ok(Math.abs(dst[n]! - want[n]!) <= 1e-6 * M + 1e-6, `colsum M=${M} N=${N} n=${n}`);
     }
   });
 });
 
+/**
+ * Parameter and result types of every exported function of a wasm binary, read from its type,
+ * import, function and export sections (Node 20 has no type reflection for wasm functions).
+ */
+function exportedFunctionTypes(wasm: Uint8Array): Map<string, { params: string[]; results: string[] }> {
+  const VALTYPES: Record<number, string> = { 0x7f: 'i32', 0x7e: 'i64', 0x7d: 'f32', 0x7c: 'f64', 0x7b: 'v128' };
+  let p = 8; // magic + version
+  const byte = (): number => wasm[p++]!;
+  const leb = (): number => {
+    let result = 0;
+    for (let shift = 0; ; shift += 7) {
+      const b = byte();
+      result += (b & 0x7f) * 2 ** shift;
+      if ((b & 0x80) === 0) return result;
+    }
+  };
+  const name = (): string => {
+    const n = leb();
+    p += n;
+    return new TextDecoder().decode(wasm.subarray(p - n, p));
+  };
+  const valtypes = (): string[] => Array.from({ length: leb() }, () => VALTYPES[byte()] ?? '?');
+  const limits = (): void => {
+    const flags = byte();
+    leb();
+    if (flags & 1) leb();
+  };
+  const types: Array<{ params: string[]; results: string[] }> = [];
+  const funcTypes: number[] = []; // type index of each function, imported ones first
+  const exports = new Map<string, { params: string[]; results: string[] }>();
+  while (p < wasm.length) {
+    const id = byte();
+    const end = leb() + p;
+    if (id === 1) {
+      for (let n = leb(); n > 0; n--) {
+        assert.equal(byte(), 0x60, 'function type');
+        types.push({ params: valtypes(), results: valtypes() });
+      }
+    } else if (id === 2) {
+      for (let n = leb(); n > 0; n--) {
+        name();
+        name();
+        const kind = byte();
+        if (kind === 0) funcTypes.push(leb());
+        else if (kind === 1) { byte(); limits(); }
+        else if (kind === 2) limits();
+        else { byte(); byte(); }
+      }
+    } else if (id === 3) {
+      for (let n = leb(); n > 0; n--) funcTypes.push(leb());
+    } else if (id === 7) {
+      for (let n = leb(); n > 0; n--) {
+        const exportName = name();
+        const kind = byte();
+        const index = leb();
+        if (kind === 0) exports.set(exportName, types[funcTypes[index]!]!);
+      }
+    }
+    p = end;
+  }
+  return exports;
+}
+
 describe('loader and memory', () => {
-  it('the module has the expected interface: shared env.memory import, no other imports', () => {
+  it('the module imports only a shared env.memory and exports exactly the functions of kernelTable.ts, with their wasm types', () => {
     const mod = compileKernels(wasmBytes) as unknown as object;
     const WA = (globalThis as unknown as {
       WebAssembly: { Module: { imports(m: object): Array<{ module: string; name: string; kind: string }>; exports(m: object): Array<{ name: string }> } };
     }).WebAssembly;
     assert.deepEqual(WA.Module.imports(mod), [{ module: 'env', name: 'memory', kind: 'memory' }]);
-    const names = WA.Module.exports(mod).map((e) => e.name).sort();
-    assert.deepEqual(names, [
-      'adamw_update', 'add', 'attention_backward', 'attention_forward', 'axpy', 'causal_softmax_backward_rows',
-      'causal_softmax_rows', 'colsum_into', 'cross_entropy_forward_backward', 'exp_f32', 'gelu_backward', 'gelu_forward',
-      'layernorm_backward', 'layernorm_forward', 'matmul', 'matmul_ld', 'scale', 'scratch_min_bytes', 'set_scratch',
-      'sum_into', 'sum_squares', 'tanh_f32',
-    ]);
+    const table: KernelSignature[] = [...Object.values(KERNELS), ...Object.values(SCRATCH_EXPORTS)];
+    assert.deepEqual(WA.Module.exports(mod).map((e) => e.name).sort(), table.map((k) => k.wasm).sort());
+    const types = exportedFunctionTypes(wasmBytes);
+    const WASM_TYPE = { ptr: 'i32', i32: 'i32', f32: 'f32', f64: 'f64' } as const;
+    for (const k of table) {
+      const want = {
+        params: k.args.map((a) => WASM_TYPE[a.slice(a.indexOf(': ') + 2) as keyof typeof WASM_TYPE]),
+        results: k.returns === 'void' ? [] : [k.returns],
+      };
+      assert.deepEqual(types.get(k.wasm), want, `${k.wasm}: wasm type vs kernelTable.ts`);
+    }
   });
 
-  it('rejects a non-shared memory, a bad scratch, foreign and stale views', () => {
+  it('every kernel has a twin in reference.ts', () => {
+    for (const name of Object.keys(KERNELS) as Array<keyof typeof KERNELS>) {
+      assert.equal(typeof KERNEL_TWINS[name], 'function', name);
+    }
+    assert.deepEqual(Object.keys(KERNEL_TWINS).sort(), Object.keys(KERNELS).sort());
+  });
+
+  it('refuses a kernels.wasm that does not match the table', () => {
+    const WA = (globalThis as unknown as { WebAssembly: { Module: { exports(m: object): Array<{ name: string }> } } }).WebAssembly;
+    // The same module with one export renamed: createKernels names the kernel it cannot find.
+    const renamed = wasmBytes.slice();
+    const at = Buffer.from(renamed).indexOf('sum_squares');
+    assert.ok(at > 0);
+    renamed[at] = 'S'.charCodeAt(0);
+    assert.ok(WA.Module.exports(compileKernels(renamed) as unknown as object).some((e) => e.name === 'Sum_squares'));
+    assert.throws(() => createKernels(renamed, memory, { ptr: 0, bytes: KERNEL_SCRATCH_BYTES }), /no export sum_squares/);
+  });
+
+  it('rejects a non-shared memory and a bad scratch', () => {
     const WA = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => WasmMemory } }).WebAssembly;
     assert.throws(() => createKernels(wasmBytes, new WA.Memory({ initial: 1, maximum: 10 }), { ptr: 0, bytes: 1 << 20 }), /shared/);
     assert.throws(() => kernels.setScratch(8, KERNEL_SCRATCH_BYTES), /aligned/);
     assert.throws(() => kernels.setScratch(0, 1024), /scratch rejected/);
+    assert.throws(() => kernels.setScratch(memory.buffer.byteLength - 16, 1024), /outside memory/);
     kernels.setScratch(0, KERNEL_SCRATCH_BYTES);
-    const foreign = new Float32Array(16);
-    arena.reset();
-    const v = arena.alloc(16);
-    assert.throws(() => vk.matmul(foreign, v, v, null, 4, 4, 1), /not a view on the kernels' memory/);
-    assert.throws(() => vk.matmul(v, v, v, null, 5, 4, 1), /C: length 16 < 20/);
-    const m2 = createKernelMemory(4, 8);
-    const k2 = viewKernels(createKernels(wasmBytes, m2, { ptr: 0, bytes: kernels.scratchMinBytes }));
-    const before = new Float32Array(m2.buffer, 0, 16);
-    m2.grow(1);
-    assert.throws(() => k2.sumInto(before, before), /predates a memory.grow/);
   });
 
   it('two worker threads run matmul on the same shared memory (column split of dW = xᵀ·dy)', async () => {

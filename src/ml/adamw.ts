@@ -2,7 +2,7 @@
 // gradient clipping and the learning-rate schedule (linear warmup, cosine decay to a floor).
 
 import type { Floats, } from './layers';
-import type { ParamTensor } from './gpt';
+import type { ParamTensor } from './paramLayout';
 
 export interface AdamWHyper {
   lr: number;

@@ -344,9 +344,5 @@ export function fromHfConfig(json: unknown): ModelConfig {
   return cfg;
 }
 
-/** Number of trainable parameters (tied head: the output matrix is wte). */
-export function parameterCount(cfg: ModelConfig): number {
-  const C = cfg.dModel;
-  const perLayer = 2 * C + (C * 3 * C + 3 * C) + (C * C + C) + 2 * C + (C * 4 * C + 4 * C) + (4 * C * C + C);
-  return cfg.vocabSize * C + cfg.contextLength * C + cfg.nLayer * perLayer + 2 * C;
-}
+/** Number of trainable parameters (tied head: the output matrix is wte): the length of the parameter layout. */
+export { parameterCount } from './paramLayout';

@@ -6,6 +6,7 @@
 // a (B, T) batch are views into one more array, allocated once for the largest batch seen.
 
 import { ModelConfig, validateModelConfig } from './config';
+import { layoutSize, parameterLayout, ParamTensor } from './paramLayout';
 import type { Floats } from './layers';
 import { Ops, tsOps } from './ops';
 import { FloatAlloc, heapAlloc } from './arena';
@@ -26,49 +27,6 @@ export interface GptOptions {
   params?: Floats;
   /** Use this gradient array instead of allocating one (e.g. a region of shared memory). */
   grads?: Floats;
-}
-
-/** One named tensor inside the flat parameter array. Names are Hugging Face GPT-2's. */
-export interface ParamTensor {
-  name: string;
-  shape: number[];
-  offset: number;
-  size: number;
-  /** Weight decay applies to matrices (embeddings and Linear weights), never to biases or LN. */
-  decay: boolean;
-}
-
-/** The parameter layout: names, shapes and offsets in the flat array, in a fixed order. */
-export function parameterLayout(cfg: ModelConfig): ParamTensor[] {
-  validateModelConfig(cfg);
-  const { vocabSize: V, contextLength: P, dModel: C } = cfg;
-  const out: ParamTensor[] = [];
-  let offset = 0;
-  const add = (name: string, shape: number[], decay: boolean): void => {
-    const size = shape.reduce((a, b) => a * b, 1);
-    out.push({ name, shape, offset, size, decay });
-    offset += size;
-  };
-  add('transformer.wte.weight', [V, C], true);
-  add('transformer.wpe.weight', [P, C], true);
-  for (let l = 0; l < cfg.nLayer; l++) {
-    const p = `transformer.h.${l}.`;
-    add(p + 'ln_1.weight', [C], false);
-    add(p + 'ln_1.bias', [C], false);
-    add(p + 'attn.c_attn.weight', [C, 3 * C], true);
-    add(p + 'attn.c_attn.bias', [3 * C], false);
-    add(p + 'attn.c_proj.weight', [C, C], true);
-    add(p + 'attn.c_proj.bias', [C], false);
-    add(p + 'ln_2.weight', [C], false);
-    add(p + 'ln_2.bias', [C], false);
-    add(p + 'mlp.c_fc.weight', [C, 4 * C], true);
-    add(p + 'mlp.c_fc.bias', [4 * C], false);
-    add(p + 'mlp.c_proj.weight', [4 * C, C], true);
-    add(p + 'mlp.c_proj.bias', [C], false);
-  }
-  add('transformer.ln_f.weight', [C], false);
-  add('transformer.ln_f.bias', [C], false);
-  return out;
 }
 
 /** Views of one kind of array (params or grads) by role. */
@@ -100,45 +58,6 @@ function viewTensors(flat: Floats, layout: ParamTensor[], nLayer: number): Model
   return { wte: get('transformer.wte.weight'), wpe: get('transformer.wpe.weight'), layers, lnfw: get('transformer.ln_f.weight'), lnfb: get('transformer.ln_f.bias') };
 }
 
-/** Per-layer activations saved by forward for backward. N = B*T rows. */
-interface LayerActs {
-  ln1: Floats; ln1Mean: Floats; ln1Rstd: Floats; // [N,C], [N], [N]
-  qkv: Floats; // [N,3C]
-  atty: Floats; // [N,C]
-  att: Floats; // [B,NH,T,T]
-  residual2: Floats; // [N,C]  (attention projection written here, then the residual added in place)
-  ln2: Floats; ln2Mean: Floats; ln2Rstd: Floats;
-  fch: Floats; // [N,4C] (GELU's input; its output is recomputed in backward, not stored)
-  residual3: Floats; // [N,C]
-}
-interface Acts {
-  /** Capacity: buffers hold up to B sequences of exactly T tokens. */
-  B: number; T: number;
-  encoded: Floats; // [N,C]
-  layers: LayerActs[];
-  lnf: Floats; lnfMean: Floats; lnfRstd: Floats;
-  /** [min(N, HEAD_CHUNK_ROWS), V]: logits of one chunk of rows at a time (never all N × V). */
-  logitsChunk: Floats;
-  losses: Floats; // [N]
-  scratch: Floats; // [N,C] forward temporaries
-  gelu: Floats; // [N,4C] GELU output of the layer being computed (forward and backward)
-}
-/** Gradient buffers for activations, shared by all layers (backward walks layers one at a time). */
-interface GradActs {
-  dres: Floats; dln: Floats; datty: Floats; // [N,C]
-  dqkv: Floats; // [N,3C]
-  dfch: Floats; dfchGelu: Floats; // [N,4C]
-  dattScratch: Floats; // [T,T]
-}
-
-/** Floats of the activations saved by forward for a (B, T) batch (one allocation). */
-export function activationFloats(cfg: ModelConfig, B: number, T: number): number {
-  const { dModel: C, nLayer: L, nHead: NH, vocabSize: V } = cfg;
-  const N = B * T;
-  const perLayer = N * C + 2 * N + N * 3 * C + N * C + B * NH * T * T + N * C + N * C + 2 * N + N * 4 * C + N * C;
-  return N * C + L * perLayer + N * C + 2 * N + Math.min(N, HEAD_CHUNK_ROWS) * V + N + N * C + N * 4 * C;
-}
-
 /**
  * Rows of logits computed at a time. The output head's logits for all rows would be N × V floats
  * (41 MB for the seed preset's batch); in chunks, the loss and the head's gradient are computed
@@ -146,10 +65,75 @@ export function activationFloats(cfg: ModelConfig, B: number, T: number): number
  */
 export const HEAD_CHUNK_ROWS = 128;
 
+/**
+ * The activation buffers of a batch of B sequences of T tokens (N = B·T rows), in floats: the one
+ * table of their sizes. The model allocates exactly these, the training pool budgets each
+ * worker's memory by their totals, and an inference session sizes its scratch as one sequence of
+ * contextLength tokens.
+ */
+export function activationSizes(cfg: ModelConfig, B: number, T: number) {
+  const { dModel: C, nHead: NH, vocabSize: V } = cfg;
+  const N = B * T;
+  return {
+    /** Saved by forward for backward, per layer. */
+    layer: {
+      ln1: N * C, ln1Mean: N, ln1Rstd: N, // [N,C], [N], [N]
+      qkv: N * 3 * C, // [N,3C]
+      atty: N * C, // [N,C]
+      att: B * NH * T * T, // [B,NH,T,T]
+      residual2: N * C, // [N,C]  (attention projection written here, then the residual added in place)
+      ln2: N * C, ln2Mean: N, ln2Rstd: N,
+      fch: N * 4 * C, // [N,4C] (GELU's input; its output is recomputed in backward, not stored)
+      residual3: N * C, // [N,C]
+    },
+    /** Outside the layers, once. */
+    model: {
+      encoded: N * C, // [N,C] token + position embeddings: the residual stream entering layer 0
+      lnf: N * C, lnfMean: N, lnfRstd: N,
+      logitsChunk: Math.min(N, HEAD_CHUNK_ROWS) * V, // [min(N, HEAD_CHUNK_ROWS), V]: never all N × V
+      losses: N, // [N]
+      scratch: N * C, // [N,C] forward temporaries
+      gelu: N * 4 * C, // [N,4C] GELU output of the layer being computed (forward and backward)
+    },
+    /** Gradients of activations, shared by all layers (backward walks the layers one at a time). */
+    grad: {
+      dres: N * C, dln: N * C, datty: N * C, // [N,C]
+      dqkv: N * 3 * C, // [N,3C]
+      dfch: N * 4 * C, dfchGelu: N * 4 * C, // [N,4C]
+      dattScratch: T * T, // [T,T]
+    },
+  };
+}
+
+type ActivationSizes = ReturnType<typeof activationSizes>;
+/** A view per entry of a size table. */
+type Views<Sizes> = { [K in keyof Sizes]: Floats };
+type LayerActs = Views<ActivationSizes['layer']>;
+interface Acts extends Views<ActivationSizes['model']> {
+  /** Capacity: buffers hold up to B sequences of exactly T tokens. */
+  B: number; T: number;
+  layers: LayerActs[];
+}
+type GradActs = Views<ActivationSizes['grad']>;
+
+const sumSizes = (sizes: Record<string, number>): number => Object.values(sizes).reduce((a, b) => a + b, 0);
+
+/** Floats of the activations saved by forward for a (B, T) batch (one allocation). */
+export function activationFloats(cfg: ModelConfig, B: number, T: number): number {
+  const sizes = activationSizes(cfg, B, T);
+  return sumSizes(sizes.model) + cfg.nLayer * sumSizes(sizes.layer);
+}
+
 /** Floats of the activation-gradient buffers backward needs for a (B, T) batch. */
 export function gradActivationFloats(cfg: ModelConfig, B: number, T: number): number {
-  const N = B * T;
-  return 14 * N * cfg.dModel + T * T;
+  return sumSizes(activationSizes(cfg, B, T).grad);
+}
+
+/** One view per entry of `sizes`, cut in order from `take`. */
+function views<Sizes extends Record<string, number>>(sizes: Sizes, take: (n: number) => Floats): Views<Sizes> {
+  const out: Partial<Record<keyof Sizes, Floats>> = {};
+  for (const name of Object.keys(sizes) as Array<keyof Sizes>) out[name] = take(sizes[name]);
+  return out as Views<Sizes>;
 }
 
 function allocator(alloc: FloatAlloc, total: number) {
@@ -190,9 +174,9 @@ export class Gpt {
     this.dtype = opts.dtype ?? 'float32';
     this.alloc = opts.alloc ?? heapAlloc(this.dtype);
     this.ops = opts.ops ?? tsOps;
+    validateModelConfig(cfg);
     this.layout = parameterLayout(cfg);
-    const last = this.layout[this.layout.length - 1]!;
-    this.numParams = last.offset + last.size;
+    this.numParams = layoutSize(this.layout);
     if (opts.params !== undefined && opts.params.length !== this.numParams) throw new Error(`shared params have ${opts.params.length} values, the model needs ${this.numParams}`);
     this.params = opts.params ?? this.alloc(this.numParams);
     if (opts.grads !== undefined && opts.grads.length !== this.numParams) throw new Error(`grads have ${opts.grads.length} values, the model needs ${this.numParams}`);
@@ -248,22 +232,11 @@ export class Gpt {
     const a = this.acts;
     // Smaller batches of the same length reuse the buffers: every op indexes by its own (B, T).
     if (a !== null && B <= a.B && a.T === T) return a;
-    const { dModel: C, nLayer: L, nHead: NH, vocabSize: V } = this.cfg;
-    const N = B * T;
-    const alloc = allocator(this.alloc, activationFloats(this.cfg, B, T));
-    const layers: LayerActs[] = [];
-    const encoded = alloc(N * C);
-    for (let l = 0; l < L; l++) {
-      layers.push({
-        ln1: alloc(N * C), ln1Mean: alloc(N), ln1Rstd: alloc(N), qkv: alloc(N * 3 * C), atty: alloc(N * C),
-        att: alloc(B * NH * T * T), residual2: alloc(N * C), ln2: alloc(N * C), ln2Mean: alloc(N), ln2Rstd: alloc(N),
-        fch: alloc(N * 4 * C), residual3: alloc(N * C),
-      });
-    }
-    this.acts = {
-      B, T, encoded, layers, lnf: alloc(N * C), lnfMean: alloc(N), lnfRstd: alloc(N),
-      logitsChunk: alloc(Math.min(N, HEAD_CHUNK_ROWS) * V), losses: alloc(N), scratch: alloc(N * C), gelu: alloc(N * 4 * C),
-    };
+    const sizes = activationSizes(this.cfg, B, T);
+    const take = allocator(this.alloc, activationFloats(this.cfg, B, T));
+    const model = views(sizes.model, take);
+    const layers = Array.from({ length: this.cfg.nLayer }, () => views(sizes.layer, take));
+    this.acts = { B, T, ...model, layers };
     this.fullLogits = null;
     this.gacts = null;
     return this.acts;
@@ -273,10 +246,7 @@ export class Gpt {
   private ensureGradActs(): GradActs {
     if (this.gacts !== null) return this.gacts;
     const { B, T } = this.acts!;
-    const C = this.cfg.dModel;
-    const N = B * T;
-    const alloc = allocator(this.alloc, gradActivationFloats(this.cfg, B, T));
-    this.gacts = { dres: alloc(N * C), dln: alloc(N * C), datty: alloc(N * C), dqkv: alloc(N * 3 * C), dfch: alloc(N * 4 * C), dfchGelu: alloc(N * 4 * C), dattScratch: alloc(T * T) };
+    this.gacts = views(activationSizes(this.cfg, B, T).grad, allocator(this.alloc, gradActivationFloats(this.cfg, B, T)));
     return this.gacts;
   }
 

@@ -13,10 +13,11 @@
 // These are the plain TypeScript versions; WASM SIMD kernels replace the hot ones and are tested
 // against these.
 
+import { LAYERNORM_EPS } from './constants';
+
 export type Floats = Float32Array | Float64Array;
 
 const GELU_SCALE = Math.sqrt(2 / Math.PI);
-export const LAYERNORM_EPS = 1e-5;
 
 /** out[N,C] = wte[ids[n]] + wpe[n % T]; ids[N] with N = B*T. */
 export function encoderForward(out: Floats, ids: ArrayLike<number>, wte: Floats, wpe: Floats, B: number, T: number, C: number): void {
@@ -309,15 +310,6 @@ export function geluBackward(dinp: Floats, inp: Floats, dout: Floats, n: number)
 /** out[n] = a[n] + b[n]. */
 export function residualForward(out: Floats, a: Floats, b: Floats, n: number): void {
   for (let i = 0; i < n; i++) out[i] = a[i]! + b[i]!;
-}
-
-/** da[n] += dout[n]; db[n] += dout[n]. */
-export function residualBackward(da: Floats, db: Floats, dout: Floats, n: number): void {
-  for (let i = 0; i < n; i++) {
-    const d = dout[i]!;
-    da[i] += d;
-    db[i] += d;
-  }
 }
 
 /**

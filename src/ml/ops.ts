@@ -116,7 +116,8 @@ export function wasmOps(k: Kernels, i32Scratch?: (n: number) => Int32Array): Ops
         const t = targets[i]!;
         if (t >= V) throw new Error(`cross-entropy: target ${t} out of range [0, ${V})`);
       }
-      return k.crossEntropyForwardBackward(ptr(logits), ptr(losses), targetsPtr(targets, N), N, V, gradScale);
+      // The kernel's "no gradient" is a NaN gradScale.
+      return k.crossEntropyForwardBackward(ptr(logits), ptr(losses), targetsPtr(targets, N), N, V, gradScale ?? NaN);
     },
   };
 }

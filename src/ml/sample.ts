@@ -4,7 +4,7 @@
 // character) keep the cached keys and values of that prefix and only prefill the rest.
 // Buffers come from the model's allocator, so with the WASM backend they live in kernel memory.
 
-import type { Gpt } from './gpt';
+import { activationSizes, type Gpt } from './gpt';
 import type { Floats } from './layers';
 import { Rng } from './rng';
 
@@ -20,7 +20,8 @@ export class InferenceSession {
   private readonly vCache: Floats[];
   /** Token ids currently in the cache, in order (position i holds tokens[i]). */
   private readonly tokens: number[] = [];
-  // Scratch for up to P rows: x, ln, atty, tmp [P,C]; qkv [P,3C]; fch, gelu [P,4C].
+  // Scratch for up to P rows, sized as the activations of one sequence of P tokens: x (the
+  // residual stream), ln, atty, tmp [P,C]; qkv [P,3C]; fch, gelu [P,4C]; mean, rstd [P].
   private readonly x: Floats; private readonly ln: Floats; private readonly qkv: Floats; private readonly atty: Floats;
   private readonly tmp: Floats; private readonly fch: Floats; private readonly gelu: Floats;
   private readonly mean: Floats; private readonly rstd: Floats;
@@ -34,13 +35,14 @@ export class InferenceSession {
 
   constructor(model: Gpt) {
     this.model = model;
-    const { dModel: C, contextLength: P, nLayer: L, nHead: NH, vocabSize: V } = model.cfg;
+    const { dModel: C, contextLength: P, nLayer: L, vocabSize: V } = model.cfg;
     const a = model.alloc;
     this.kCache = Array.from({ length: L }, () => a(P * C));
     this.vCache = Array.from({ length: L }, () => a(P * C));
-    this.x = a(P * C); this.ln = a(P * C); this.qkv = a(P * 3 * C); this.atty = a(P * C); this.tmp = a(P * C);
-    this.fch = a(P * 4 * C); this.gelu = a(P * 4 * C); this.mean = a(P); this.rstd = a(P);
-    this.attBlock = a(NH * P * P); this.attRow = new Float64Array(P); this.logits = a(V);
+    const { layer, model: outside } = activationSizes(model.cfg, 1, P);
+    this.x = a(outside.encoded); this.ln = a(layer.ln1); this.qkv = a(layer.qkv); this.atty = a(layer.atty); this.tmp = a(outside.scratch);
+    this.fch = a(layer.fch); this.gelu = a(outside.gelu); this.mean = a(layer.ln1Mean); this.rstd = a(layer.ln1Rstd);
+    this.attBlock = a(layer.att); this.attRow = new Float64Array(P); this.logits = a(V);
     const t = (name: string): Floats => model.tensor(name);
     this.wte = t('transformer.wte.weight'); this.wpe = t('transformer.wpe.weight');
     this.lnfw = t('transformer.ln_f.weight'); this.lnfb = t('transformer.ln_f.bias');

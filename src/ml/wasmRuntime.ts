@@ -36,5 +36,3 @@ export function attachWasmRuntime(module: WasmModule, memory: WasmMemory, scratc
   const kernels = createKernels(module, memory, { ptr: scratchPtr, bytes: KERNEL_SCRATCH_BYTES });
   return { module, memory, kernels, ops: wasmOps(kernels) };
 }
-
-export { KERNEL_SCRATCH_BYTES };

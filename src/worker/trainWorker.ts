@@ -7,7 +7,8 @@
 import { workerData } from 'node:worker_threads';
 import { lowerThreadPriority } from '../runtime/priority';
 import type { PoolSetup, PoolTask } from '../shared/poolProtocol';
-import { Gpt, parameterLayout, ParamTensor } from '../ml/gpt';
+import { Gpt } from '../ml/gpt';
+import { parameterLayout, ParamTensor } from '../ml/paramLayout';
 import { attachWasmRuntime, WasmRuntime } from '../ml/wasmRuntime';
 import type { Floats } from '../ml/layers';
 

@@ -1,7 +1,13 @@
-// Slow, obviously-correct twins of the WebAssembly kernels (./assembly/index.ts), used by
-// the tests and the benchmark. Plain loops over Float32Array, float64 accumulators, one
-// rounding to float32 per output. Same flags and shapes as the fast kernels (MatmulFlags).
+// Slow, obviously-correct twins of the WebAssembly kernels (./assembly/), used by the tests and
+// the benchmarks. Plain loops over typed arrays, float64 accumulators, one rounding per output
+// (none into a Float64Array). Same flags and shapes as the fast kernels (MatmulFlags). The
+// twins of the model's layers are the layers themselves (../layers.ts, ../adamw.ts); KERNEL_TWINS
+// at the end names the twin of every kernel in ./kernelTable.ts.
 
+import type { Floats } from '../layers';
+import * as layers from '../layers';
+import * as adamw from '../adamw';
+import type { KernelName } from './kernelTable';
 import { MatmulFlags } from './wasmKernels';
 
 export interface RefStrides {
@@ -46,16 +52,6 @@ export function addRef(out: Float32Array, a: Float32Array, b: Float32Array): voi
   for (let i = 0; i < out.length; i++) out[i] = a[i]! + b[i]!;
 }
 
-/** out[i] = s · x[i] */
-export function scaleRef(out: Float32Array, x: Float32Array, s: number): void {
-  for (let i = 0; i < out.length; i++) out[i] = Math.fround(s) * x[i]!;
-}
-
-/** y[i] += alpha · x[i] */
-export function axpyRef(y: Float32Array, alpha: number, x: Float32Array): void {
-  for (let i = 0; i < y.length; i++) y[i] = y[i]! + Math.fround(alpha) * x[i]!;
-}
-
 /** dst[i] += src[i] */
 export function sumIntoRef(dst: Float32Array, src: Float32Array): void {
   for (let i = 0; i < dst.length; i++) dst[i] = dst[i]! + src[i]!;
@@ -71,3 +67,69 @@ export function colsumIntoRef(dst: Float32Array, src: Float32Array): void {
     dst[n] = dst[n]! + s;
   }
 }
+
+/** out[n] = exp(x[n]) */
+export function expRef(out: Floats, x: Floats): void {
+  for (let i = 0; i < out.length; i++) out[i] = Math.exp(x[i]!);
+}
+
+/** out[n] = tanh(x[n]) */
+export function tanhRef(out: Floats, x: Floats): void {
+  for (let i = 0; i < out.length; i++) out[i] = Math.tanh(x[i]!);
+}
+
+/**
+ * In place on one [T,T] block of raw scores: row t = softmax over columns 0..t of scale·att[t,·],
+ * columns t+1..T−1 set to 0 (and never read). layers.attentionForward's inner loops.
+ */
+export function causalSoftmaxRowsRef(att: Floats, T: number, scale: number): void {
+  for (let t = 0; t < T; t++) {
+    const row = t * T;
+    let max = -Infinity;
+    for (let j = 0; j <= t; j++) max = Math.max(max, scale * att[row + j]!);
+    let sum = 0;
+    for (let j = 0; j <= t; j++) sum += Math.exp(scale * att[row + j]! - max);
+    for (let j = 0; j <= t; j++) att[row + j] = Math.exp(scale * att[row + j]! - max) / sum;
+    for (let j = t + 1; j < T; j++) att[row + j] = 0;
+  }
+}
+
+/**
+ * [T,T] blocks: dpre[t,j] = scale·att[t,j]·(datt[t,j] − Σ_{i≤t} att[t,i]·datt[t,i]) for j ≤ t,
+ * else 0. dpre may alias datt (a row's sum is taken before the row is written).
+ */
+export function causalSoftmaxBackwardRowsRef(dpre: Floats, att: Floats, datt: Floats, T: number, scale: number): void {
+  for (let t = 0; t < T; t++) {
+    const row = t * T;
+    let dot = 0;
+    for (let j = 0; j <= t; j++) dot += att[row + j]! * datt[row + j]!;
+    for (let j = 0; j <= t; j++) dpre[row + j] = scale * att[row + j]! * (datt[row + j]! - dot);
+    for (let j = t + 1; j < T; j++) dpre[row + j] = 0;
+  }
+}
+
+/**
+ * The twin of every kernel (a kernel of ./kernelTable.ts without one, or a twin of no kernel, does
+ * not compile). Twins take typed arrays where the kernels take offsets, and some infer a count
+ * from an array's length; the tests run each pair on the same data.
+ */
+export const KERNEL_TWINS = {
+  matmul: matmulRef,
+  matmulLd: matmulRef,
+  add: addRef,
+  sumInto: sumIntoRef,
+  colsumInto: colsumIntoRef,
+  exp: expRef,
+  tanh: tanhRef,
+  geluForward: layers.geluForward,
+  geluBackward: layers.geluBackward,
+  crossEntropyForwardBackward: layers.crossEntropyForwardBackward,
+  layernormForward: layers.layernormForward,
+  layernormBackward: layers.layernormBackward,
+  causalSoftmaxRows: causalSoftmaxRowsRef,
+  causalSoftmaxBackwardRows: causalSoftmaxBackwardRowsRef,
+  attentionForward: layers.attentionForward,
+  attentionBackward: layers.attentionBackward,
+  adamwUpdate: adamw.adamwUpdateRange,
+  sumSquares: adamw.sumSquares,
+} as const satisfies { readonly [K in KernelName]: (...args: never[]) => unknown };
