@@ -10,7 +10,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { isPresetName, parameterCount, PRESETS } from '../src/ml/config';
+import { isPresetName, PRESETS } from '../src/ml/config';
+import { parameterCount } from '../src/ml/paramLayout';
 
 const root = path.join(__dirname, '..');
 const { values, positionals } = parseArgs({

@@ -4,7 +4,8 @@
 
 import { parseArgs } from 'node:util';
 import * as path from 'node:path';
-import { CompletionSettings, DEFAULT_COMPLETION_SETTINGS, DEFAULT_FANOUT, DEFAULT_MEMORY_CAP_MB, DEFAULT_PRESET, DEFAULT_TIME_BUDGET_MINUTES, isPresetName, parameterCount, PRESETS, TrainConfig } from '../ml/config';
+import { CompletionSettings, DEFAULT_COMPLETION_SETTINGS, DEFAULT_FANOUT, DEFAULT_MEMORY_CAP_MB, DEFAULT_PRESET, DEFAULT_TIME_BUDGET_MINUTES, isPresetName, PRESETS, TrainConfig } from '../ml/config';
+import { parameterCount } from '../ml/paramLayout';
 import { loadServingModel } from '../completion/servingModel';
 import { CompletionEngine } from '../completion/engine';
 import { isServedModelMode, SERVED_MODEL_MODES } from '../ml/servedModel';

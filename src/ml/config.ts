@@ -1,9 +1,11 @@
 // The one place where model and training defaults live. Every number here has a reason next to it;
 // settings, CLI flags and presets override these, nothing else in the code invents its own.
 
+import { LAYERNORM_EPS } from './constants';
+
 /** Shape of the network. Names follow our code; `toHfConfig` maps them to GPT-2's config.json keys. */
 export interface ModelConfig {
-  /** Token ids are 0..vocabSize-1 (bytes, merges, then special tokens; see bpe.ts). */
+  /** Token ids are 0..vocabSize-1 (bytes, merges, then special tokens; see bpe/vocabulary.ts). */
   vocabSize: number;
   /** Longest sequence the model sees (GPT-2's n_positions). */
   contextLength: number;
@@ -305,7 +307,7 @@ export function toHfConfig(cfg: ModelConfig): Record<string, unknown> {
     n_head: cfg.nHead,
     n_inner: null,
     activation_function: 'gelu_new',
-    layer_norm_epsilon: 1e-5,
+    layer_norm_epsilon: LAYERNORM_EPS,
     resid_pdrop: 0,
     embd_pdrop: 0,
     attn_pdrop: 0,
@@ -343,6 +345,3 @@ export function fromHfConfig(json: unknown): ModelConfig {
   validateModelConfig(cfg);
   return cfg;
 }
-
-/** Number of trainable parameters (tied head: the output matrix is wte): the length of the parameter layout. */
-export { parameterCount } from './paramLayout';

@@ -12,7 +12,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { DEFAULT_TRAIN, parameterCount, toHfConfig, TrainConfig } from '../ml/config';
+import { DEFAULT_TRAIN, toHfConfig, TrainConfig } from '../ml/config';
+import { parameterCount } from '../ml/paramLayout';
 import { BpeTokenizer } from '../ml/bpe';
 import { decodeSafetensors } from '../ml/safetensors';
 import { listCheckpoints, LoadedCheckpoint, loadCheckpoint, loadCheckpointDir, modelSafetensorsChunks, saveImportedCheckpoint } from './checkpoint';

@@ -8,7 +8,8 @@
 // The main thread only schedules; it never computes on tensors, so it stays responsive.
 
 import Piscina from 'piscina';
-import { ModelConfig, parameterCount } from '../ml/config';
+import { ModelConfig } from '../ml/config';
+import { parameterCount } from '../ml/paramLayout';
 import { activationFloats, Gpt, gradActivationFloats } from '../ml/gpt';
 import { AdamW, AdamWHyper, clipCoefficient } from '../ml/adamw';
 import { WasmArena } from '../ml/arena';

@@ -8,7 +8,7 @@ import { workerData } from 'node:worker_threads';
 import { lowerThreadPriority } from '../runtime/priority';
 import type { PoolSetup, PoolTask } from '../shared/poolProtocol';
 import { Gpt } from '../ml/gpt';
-import { parameterLayout, ParamTensor } from '../ml/paramLayout';
+import { layoutSize, parameterLayout, ParamTensor } from '../ml/paramLayout';
 import { attachWasmRuntime, WasmRuntime } from '../ml/wasmRuntime';
 import type { Floats } from '../ml/layers';
 
@@ -39,8 +39,7 @@ function init(): WorkerState {
   if (scratch === undefined) throw new Error(`training pool: worker ${index} has no scratch region (${setup.scratchPtrs.length} reserved)`);
   const rt = attachWasmRuntime(setup.module, setup.memory, scratch);
   const layout = parameterLayout(setup.cfg);
-  const last = layout[layout.length - 1]!;
-  const numParams = last.offset + last.size;
+  const numParams = layoutSize(layout);
   const maxSeqs = Math.max(...setup.slots.map((s) => s.maxSeqs));
   return {
     setup, rt, layout, numParams,
