@@ -15,6 +15,7 @@ import type { CompletionSettings } from '../shared/protocol';
 import { buildPrompt, FimFormat, Prompt } from './prompt';
 import { decodeSuggestion, IsCancelled } from './decode';
 import { fitToLine } from './stopRules';
+import { cursorLine } from './cursorLine';
 
 export type { IsCancelled };
 
@@ -88,6 +89,8 @@ export class CompletionEngine {
   /** The last suggestion per document: typing its next characters keeps it without recomputing. */
   private readonly lastByUri = new Map<string, { prefix: string; suggestion: string; step: number | null }>();
   private readonly rng = new Rng(0);
+  /** The decode running now (the next one starts when it settles). */
+  private decoding: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly getModel: () => CompletionModel | null, private settings: CompletionSettings, private readonly options: EngineOptions = {}) {}
 
@@ -112,20 +115,18 @@ export class CompletionEngine {
     if (served === null || model === null) return none('no-model');
     const offset = Math.max(0, Math.min(req.offset, req.text.length));
     const prefix = req.text.slice(0, offset);
-    const lineStart = prefix.lastIndexOf('\n') + 1;
-    const lineEnd = req.text.indexOf('\n', offset);
-    const restOfLine = req.text.slice(offset, lineEnd < 0 ? req.text.length : lineEnd);
-    const linePrefix = prefix.slice(lineStart);
-    const cursorIndent = /^[ \t]*/.exec(linePrefix)![0];
-    const stop = { mode: s.mode, cursorIndent, atLineStart: linePrefix.trim() === '' };
+    const line = cursorLine(req.text, offset);
+    const restOfLine = line.restOfLine;
+    const fit = (suggestion: string): { text: string; replaceChars: number } => fitToLine(suggestion, restOfLine, line.restTruncated);
+    const stop = { mode: s.mode, cursorIndent: line.cursorIndent, atLineStart: line.atLineStart };
 
     // Typing-continuation: the user typed the start of the last suggestion.
     const last = this.lastByUri.get(req.uri);
     if (this.options.reuseSuggestions !== false && last !== undefined && last.step === served.step && prefix.startsWith(last.prefix)) {
       const typed = prefix.slice(last.prefix.length);
       if (typed.length > 0 && last.suggestion.startsWith(typed) && last.suggestion.length > typed.length) {
-        const fit = fitToLine(last.suggestion.slice(typed.length), restOfLine);
-        if (fit.text.length > 0) return { ...fit, reason: 'continued', tokens: 0, prefilled: 0 };
+        const fitted = fit(last.suggestion.slice(typed.length));
+        if (fitted.text.length > 0) return { ...fitted, reason: 'continued', tokens: 0, prefilled: 0 };
       }
     }
 
@@ -136,22 +137,33 @@ export class CompletionEngine {
       fim: served.fim === true ? served.fimFormat ?? 'spm' : null, withHistory: model.followsHistory,
     });
     const docPath = documentPath(req.uri);
-    const key = cacheKey(served.step, s, prompt, model.followsHistory, docPath, restOfLine);
+    const key = cacheKey(served.step, s, prompt, model.followsHistory, docPath, restOfLine + (line.restTruncated ? '\u0000…' : ''));
     const hit = this.options.useCache === false ? undefined : this.cache.get(key);
     if (hit !== undefined) {
       this.cache.delete(key); // LRU: re-insert as newest
       this.cache.set(key, hit);
       this.lastByUri.set(req.uri, { prefix, suggestion: hit, step: served.step });
-      return { ...fitToLine(hit, restOfLine), reason: 'cached', tokens: 0, prefilled: 0 };
+      return { ...fit(hit), reason: 'cached', tokens: 0, prefilled: 0 };
     }
 
-    const reused = Math.min(model.commonPrefix(prompt.window), prompt.window.length - 1);
-    const prefilled = prompt.window.length - reused;
-    model.setDocument(docPath);
-    const d = await decodeSuggestion({
-      model, tokenizer: served.tokenizer, window: prompt.window, history: prompt.history, healedBytes: prompt.healedBytes,
-      maxTokens, temperature: s.temperature, topP: s.topP, beamWidth: this.options.beamWidth ?? 1, stop, rng: this.rng, isCancelled,
+    // One decode at a time: the served model's sessions (the KV cache, the n-gram and copy
+    // histories) follow one document, and a decode yields between tokens, so a second request
+    // (another document) must wait rather than interleave its tokens with the first one's.
+    const turn = this.decoding.then(async () => {
+      if (isCancelled()) return null;
+      const reused = Math.min(model.commonPrefix(prompt.window), prompt.window.length - 1);
+      model.setDocument(docPath);
+      const decoded = await decodeSuggestion({
+        model, tokenizer: served.tokenizer, window: prompt.window, history: prompt.history, healedBytes: prompt.healedBytes,
+        maxTokens, temperature: s.temperature, topP: s.topP, beamWidth: this.options.beamWidth ?? 1, stop, rng: this.rng, isCancelled,
+      });
+      return { decoded, reused };
     });
+    this.decoding = turn.catch(() => undefined);
+    const done = await turn;
+    if (done === null) return none('cancelled');
+    const { decoded: d, reused } = done;
+    const prefilled = prompt.window.length - reused;
     if (d.cancelled) return { ...none('cancelled'), tokens: d.tokens, prefilled };
     const meanLogProb = d.tokens > 0 ? d.logProbSum / d.tokens : -Infinity;
     const trace = this.options.trace === true ? { trace: { window: prompt.window, reused, generated: d.generatedIds, decodeSteps: d.decodeSteps } } : {};
@@ -161,7 +173,7 @@ export class CompletionEngine {
     const suggestion = d.text.replace(/[ \t]+$/, '');
     this.remember(key, suggestion);
     this.lastByUri.set(req.uri, { prefix, suggestion, step: served.step });
-    const { text, replaceChars } = fitToLine(suggestion, restOfLine);
+    const { text, replaceChars } = fit(suggestion);
     return { text, replaceChars, reason: text.length > 0 ? 'ok' : 'empty', tokens: d.tokens, prefilled, meanLogProb, ...trace };
   }
 

@@ -69,10 +69,11 @@ export function buildPrompt(a: PromptInput): Prompt {
  * when there is nothing but whitespace after the cursor (then the plain prompt is used).
  */
 export function fimSuffix(after: string, tok: BpeTokenizer, P: number, maxTokens: number): { ids: number[]; text: string } | null {
-  if (after.trim().length === 0) return null;
   const budget = Math.floor((P - maxTokens - 3) / 3);
   if (budget < 1) return null;
+  // Only what the suffix can hold is read (never the whole rest of the document).
   const text = after.slice(0, budget * SERVING.tailCharsPerToken);
+  if (text.trim().length === 0) return null;
   const ids = Array.from(tok.encodeBytes(new TextEncoder().encode(text))).slice(0, budget);
   return { ids, text };
 }

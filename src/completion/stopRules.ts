@@ -74,9 +74,10 @@ export function checkStop(generated: string, ctx: StopContext): StopDecision {
  * follows the cursor becomes empty.
  */
 export function trimAgainstSuffix(suggestion: string, restOfLine: string): string {
-  const rest = restOfLine.replace(/\s+$/, '');
+  // trimEnd, not /\s+$/: the regex is quadratic on a long run of whitespace.
+  const rest = restOfLine.trimEnd();
   if (rest.length === 0 || suggestion.length === 0) return suggestion;
-  if (rest.startsWith(suggestion.replace(/\s+$/, ''))) return '';
+  if (rest.startsWith(suggestion.trimEnd())) return '';
   const firstLineEnd = suggestion.indexOf('\n');
   const head = firstLineEnd < 0 ? suggestion : suggestion.slice(0, firstLineEnd);
   const tail = firstLineEnd < 0 ? '' : suggestion.slice(firstLineEnd);
@@ -99,13 +100,15 @@ function isSubsequence(needle: string, hay: string): boolean {
  * contains: the suggestion then REPLACES the rest of the line (replaceChars > 0), which the editor
  * shows as ghost text around the existing closers and Tab turns into exactly the suggested line.
  * Otherwise the suggestion is inserted at the cursor, minus any end of it that would duplicate
- * the start of the rest of the line (trimAgainstSuffix).
+ * the start of the rest of the line (trimAgainstSuffix). restOfLine is what the engine read of
+ * the line (cursorLine.ts); restTruncated says the line goes on beyond it.
  */
-export function fitToLine(suggestion: string, restOfLine: string): { text: string; replaceChars: number } {
-  const rest = restOfLine.replace(/\s+$/, '');
-  if (rest.length > 0 && rest.length <= 16 && !suggestion.includes('\n') && isSubsequence(rest, suggestion)) {
+export function fitToLine(suggestion: string, restOfLine: string, restTruncated = false): { text: string; replaceChars: number } {
+  const rest = restOfLine.trimEnd();
+  // A rest of the line that was cut (the line goes on) is long: never a few auto-closed characters.
+  if (!restTruncated && rest.length > 0 && rest.length <= 16 && !suggestion.includes('\n') && isSubsequence(rest, suggestion)) {
     // A suggestion that adds nothing to what is already there is no suggestion.
-    return suggestion.replace(/\s+$/, '') === rest ? { text: '', replaceChars: 0 } : { text: suggestion, replaceChars: rest.length };
+    return suggestion.trimEnd() === rest ? { text: '', replaceChars: 0 } : { text: suggestion, replaceChars: rest.length };
   }
   return { text: trimAgainstSuffix(suggestion, restOfLine), replaceChars: 0 };
 }

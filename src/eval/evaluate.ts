@@ -101,7 +101,7 @@ export function chooseCuts(texts: string[], n: number, seed: number): Cut[] {
     const text = texts[l.doc]!;
     const body = text.slice(l.start, l.end);
     const first = l.start + (/\S/.exec(body)?.index ?? 0);
-    const last = l.start + body.search(/\s*$/) - 1; // index of the last non-blank character
+    const last = l.start + body.trimEnd().length - 1; // the last non-blank character (trimEnd: /\s*$/ is quadratic on long blank runs)
     let offset = first + rng.int(last - first + 1);
     // Never between the halves of a surrogate pair.
     const c = text.charCodeAt(offset);

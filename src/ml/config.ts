@@ -195,6 +195,8 @@ export const SERVING = {
   cacheEntries: 64,
   /** Yield to the event loop every this many tokens so cancellation messages get through. */
   yieldEvery: 4,
+  /** Characters read on each side of the cursor on its line (the rest of the line, its indentation, the word being typed): bounded work on any line. */
+  lineContextChars: 4096,
   /** Documents above this many characters are not completed (generated data, dumps). */
   maxDocumentChars: 1_000_000,
   /** The n-gram model's order. */

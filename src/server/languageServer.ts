@@ -19,6 +19,7 @@ import {
 import { TrainingService } from './trainingService';
 import { exportBundle, importModel } from '../run/exportBundle';
 import { CompletionEngine, CompletionResult } from '../completion/engine';
+import { cursorLine } from '../completion/cursorLine';
 import { ModelWatcher } from './modelWatcher';
 import { defaultRunDir } from '../run/layout';
 
@@ -183,8 +184,8 @@ export function startLanguageServer(connection: Connection, opts: ServerOptions 
     const s = await suggest(params, token);
     if (s === null) return null;
     const firstLine = s.result.text.split('\n')[0]!;
-    const linePrefix = s.doc.getText({ start: { line: s.pos.line, character: 0 }, end: s.pos });
-    const word = /[\w$]*$/.exec(linePrefix)![0];
+    // The word being typed, read from a bounded stretch before the cursor (cursorLine.ts).
+    const word = cursorLine(s.doc.getText(), s.doc.offsetAt(s.pos)).wordBefore;
     return [{
       label: (word + firstLine).trim() || firstLine,
       kind: CompletionItemKind.Text,
