@@ -17,7 +17,7 @@ import { runTraining } from '../training/trainer';
 import { loadCheckpoint } from '../run/checkpoint';
 import { formatEvalSummary, readEvalReport, summarizeEval } from '../run/evalReport';
 import type { TrainEvent } from '../shared/trainEvents';
-import { defaultRunDir, RUN_DIR_NAME } from '../run/layout';
+import { defaultRunDir, legacyRunNotice, resolveCheckpointArg, runsHome } from '../run/layout';
 import { formatDuration, ProgressRenderer } from './progressBar';
 
 export class UsageError extends Error {}
@@ -42,16 +42,17 @@ Usage:
                      on, or another folder, whose files are then all evaluated; writes DIR/eval.json)
   workspace-lm serve --stdio [--checkpoint DIR]
                      (LSP server with inline completions; without --checkpoint it serves the
-                     newest checkpoint of <workspace root>/${RUN_DIR_NAME})
+                     newest checkpoint of the workspace root's run, in the runs folder below)
   workspace-lm export <folder|run-dir> --to DIR [--no-weights] [--json]
                      (a PyTorch training bundle: data, tokenizer, config, weights, train_torch.py
                      for one machine, several GPUs or nodes; see DIR/README.md)
   workspace-lm import DIR [--out RUN_DIR] [--json]
                      (checks a model folder, e.g. train_torch.py's --out, and makes it the served
-                     model of RUN_DIR, default ./${RUN_DIR_NAME})
+                     model of RUN_DIR, default: the current folder's run)
 
 Options:
-  --out DIR      where the run lives (default: <folder>/${RUN_DIR_NAME})
+  --out DIR      where the run lives (default: <folder name>-<hash> in the runs folder,
+                 ${runsHome()} — outside the repository)
   --preset       ${Object.entries(PRESETS).map(([k, v]) => `${k} (${v.description})`).join('; ')} (default ${DEFAULT_PRESET})
   --minutes M    stop after M minutes, the learning rate annealed by then (default ${DEFAULT_TIME_BUDGET_MINUTES}; 0 = no limit)
   --threads N    worker threads (default: all cores; they run at low priority)
@@ -109,6 +110,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
     seed: intFlag(values.seed, 'seed', 0),
   };
   const outDir = path.resolve(values.out ?? defaultRunDir(folder));
+  if (values.out === undefined) {
+    const notice = await legacyRunNotice(folder);
+    if (notice !== null) process.stderr.write(`note: ${notice}\n`);
+  }
   const json = values.json === true;
   const renderer = json ? null : new ProgressRenderer(process.stderr);
   const emit = (e: TrainEvent): void => {
@@ -148,7 +153,7 @@ export async function completeCommand(argv: string[]): Promise<number> {
     checkpoint: { type: 'string' }, model: { type: 'string' }, mode: { type: 'string' }, 'max-tokens': { type: 'string' },
     temperature: { type: 'string' }, 'top-p': { type: 'string' }, file: { type: 'string' },
   });
-  if (values.checkpoint === undefined) throw new UsageError('complete needs --checkpoint DIR (a run folder or one of its checkpoints)');
+  if (values.checkpoint === undefined) throw new UsageError('complete needs --checkpoint DIR (the project folder, its run folder, or one of its checkpoints)');
   const model = values.model ?? DEFAULT_COMPLETION_SETTINGS.model;
   if (!isServedModelMode(model)) throw new UsageError(`--model expects one of ${SERVED_MODEL_MODES.join(', ')}, got "${model}"`);
   const mode = values.mode ?? DEFAULT_COMPLETION_SETTINGS.mode;
@@ -160,7 +165,7 @@ export async function completeCommand(argv: string[]): Promise<number> {
     temperature: numFlag(values.temperature, 'temperature', 0, 2) ?? DEFAULT_COMPLETION_SETTINGS.temperature,
     topP: numFlag(values['top-p'], 'top-p', 0.01, 1) ?? DEFAULT_COMPLETION_SETTINGS.topP,
   };
-  const served = await loadServingModel(values.checkpoint);
+  const served = await loadServingModel(await resolveCheckpointArg(values.checkpoint));
   for (const r of served.rejected) process.stderr.write(`warning: skipped damaged checkpoint: ${r.reason}\n`);
   if (served.counts === undefined && model !== 'gpt') process.stderr.write(`note: the GPT serves alone (${served.countsSkipped ?? 'no n-gram model'})\n`);
   const text = await readStdin();
@@ -198,8 +203,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
 
 export async function infoCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, { checkpoint: { type: 'string' }, json: { type: 'boolean' } });
-  if (values.checkpoint === undefined) throw new UsageError('info needs --checkpoint DIR');
-  const ck = await loadCheckpoint(values.checkpoint);
+  if (values.checkpoint === undefined) throw new UsageError('info needs --checkpoint DIR (the project folder, its run folder, or a checkpoint)');
+  const dir = await resolveCheckpointArg(values.checkpoint);
+  const ck = await loadCheckpoint(dir);
   const cfg = ck.model.cfg;
   const s = ck.state;
   const info = {
@@ -212,7 +218,7 @@ export async function infoCommand(argv: string[]): Promise<number> {
   };
   // The latest `workspace-lm eval` of this run, if any (eval.json next to trainer_state.json).
   let evalError: string | null = null;
-  const evalReport = await readEvalReport(values.checkpoint).catch((e: unknown) => { evalError = (e as Error).message; return null; });
+  const evalReport = await readEvalReport(dir).catch((e: unknown) => { evalError = (e as Error).message; return null; });
   const lastEval = evalReport === null ? null : summarizeEval(evalReport);
   if (values.json === true) {
     process.stdout.write(JSON.stringify({ ...info, eval: lastEval, ...(evalError !== null ? { eval_error: evalError } : {}) }) + '\n');

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { runEvaluation } from '../eval/evaluate';
 import { EvalReport, LineSummary, writeEvalReport } from '../run/evalReport';
 import { UsageError } from './commands';
-import { RUN_DIR_NAME } from '../run/layout';
+import { resolveCheckpointArg, runsHome } from '../run/layout';
 import { formatBytes, formatDuration } from './progressBar';
 
 export const EVAL_USAGE = `  workspace-lm eval --checkpoint DIR [<folder>] [--json] [--cuts N] [--seed S] [--order N]
@@ -100,15 +100,16 @@ export async function evalCommand(argv: string[]): Promise<number> {
     throw new UsageError((e as Error).message);
   }
   const { values, positionals } = parsed;
-  if (values.checkpoint === undefined) throw new UsageError(`eval needs --checkpoint DIR (the run folder, e.g. <folder>/${RUN_DIR_NAME})`);
+  if (values.checkpoint === undefined) throw new UsageError(`eval needs --checkpoint DIR (the project folder, or its run folder: train's --out, by default in ${runsHome()})`);
   if (positionals.length > 1) throw new UsageError('eval takes at most one folder');
+  const checkpoint = await resolveCheckpointArg(values.checkpoint);
   const order = intArg(values.order, 'order', 2);
   if (order !== undefined && order > 6) throw new UsageError('--order expects 2..6');
   const json = values.json === true;
   const tty = process.stderr.isTTY === true && !json;
   let lastDraw = 0;
   const report = await runEvaluation({
-    checkpoint: values.checkpoint,
+    checkpoint,
     ...(positionals[0] !== undefined ? { folder: positionals[0] } : {}),
     allFiles: values['all-files'] === true,
     cuts: intArg(values.cuts, 'cuts', 1) ?? 300,
@@ -125,7 +126,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
     },
   });
   if (tty) process.stderr.write('\r\x1b[2K');
-  await writeEvalReport(values.checkpoint, report);
+  await writeEvalReport(checkpoint, report);
   process.stdout.write(json ? JSON.stringify(report) + '\n' : formatEvalReport(report));
   return 0;
 }

@@ -4,7 +4,7 @@
 import * as path from 'node:path';
 import { exportBundle, importModel, resolveRunDir } from '../run/exportBundle';
 import { parse, UsageError } from './commands';
-import { RUN_DIR_NAME } from '../run/layout';
+import { defaultRunDir } from '../run/layout';
 
 export async function exportCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { to: { type: 'string' }, 'no-weights': { type: 'boolean' }, json: { type: 'boolean' } });
@@ -39,7 +39,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
 export async function importCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { out: { type: 'string' }, json: { type: 'boolean' } });
   if (positionals.length !== 1) throw new UsageError('import needs exactly one model folder: workspace-lm import DIR [--out RUN_DIR]');
-  const runDir = path.resolve(values.out ?? RUN_DIR_NAME);
+  const runDir = path.resolve(values.out ?? defaultRunDir(process.cwd()));
   const r = await importModel(positionals[0]!, runDir);
   if (values.json === true) {
     process.stdout.write(JSON.stringify({ event: 'import', ...r }) + '\n');

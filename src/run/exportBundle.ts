@@ -17,7 +17,7 @@ import { parameterCount } from '../ml/paramLayout';
 import { BpeTokenizer } from '../ml/bpe';
 import { decodeSafetensors } from '../ml/safetensors';
 import { listCheckpoints, LoadedCheckpoint, loadCheckpoint, loadCheckpointDir, modelSafetensorsChunks, saveImportedCheckpoint } from './checkpoint';
-import { DatasetMeta, defaultRunDir, initRunDir, isRunDir, RUN_DIR_NAME, runPaths } from './layout';
+import { DatasetMeta, defaultRunDir, initRunDir, isRunDir, legacyRunDir, runPaths } from './layout';
 import { copyAtomic, writeAtomic } from './atomicFile';
 
 /** The scripts every bundle carries (from the repository's / extension's scripts/ folder). */
@@ -67,15 +67,15 @@ export interface ImportResult {
   trained: { step: number | null; valLoss: number | null; trainLoss: number | null } | null;
 }
 
-/** A folder given by the user: a run directory itself, or a folder whose run is in .workspace-lm/. */
+/** A folder given by the user: a run directory itself, or a workspace folder (its run: defaultRunDir, or the in-folder run of an earlier version). */
 export async function resolveRunDir(folderOrRun: string): Promise<string> {
   const abs = path.resolve(folderOrRun);
   const st = await fs.stat(abs).catch(() => null);
   if (st === null || !st.isDirectory()) throw new Error(`folder not found: ${abs}`);
   if (await isRunDir(abs)) return abs;
-  const nested = defaultRunDir(abs);
-  if (await isRunDir(nested)) return nested;
-  throw new Error(`${abs} is neither a workspace-lm run (no checkpoints/ or data/) nor a folder with one in ${RUN_DIR_NAME}/: train first (workspace-lm train ${folderOrRun})`);
+  // The folder's run (or, from an earlier version, the one inside it: exporting only reads it).
+  for (const nested of [defaultRunDir(abs), legacyRunDir(abs)]) if (await isRunDir(nested)) return nested;
+  throw new Error(`${abs} is neither a workspace-lm run (no checkpoints/ or data/) nor a folder with one (${defaultRunDir(abs)}): train first (workspace-lm train ${folderOrRun})`);
 }
 
 /** train_torch.py / gpt2_torch.py: next to dist/ (CLI, server, packaged extension) or in the repository. */
@@ -251,7 +251,7 @@ the newest checkpoint in \`--out\`; on several machines \`--out\` must then be a
 \`model.safetensors\`, \`config.json\`, \`tokenizer.json\`). Copy it to the machine with the editor and:
 
 \`\`\`sh
-workspace-lm import out --out path/to/project/${RUN_DIR_NAME}
+cd path/to/project && workspace-lm import /path/to/out   # or: workspace-lm import out --out RUN_DIR (train's --out)
 \`\`\`
 
 (or **Workspace LM: Import Model…** in VS Code). The imported model is served right away.

@@ -2,7 +2,8 @@
 // else asks here for a path (trainer, dataset builder, checkpoints, the n-gram and copy models,
 // eval, export/import, the language server's watcher).
 //
-//   <run>/                      (default: <folder>/.workspace-lm; the extension uses its storage)
+//   <run>/                      (the CLI's default: runsHome()/<name>-<hash of the folder's path>;
+//                                the extension uses its workspace storage; --out chooses)
 //     model.safetensors config.json tokenizer.json trainer_state.json optimizer.safetensors
 //                               the newest checkpoint, mirrored (hard links) from checkpoints/
 //     checkpoints/step-NNNNNNN/ the newest few checkpoints, each complete (+ imported.json when imported)
@@ -12,11 +13,16 @@
 //     data/files.bin files.json the per-file token cache (incremental re-indexing)
 //     eval.json                 the latest `workspace-lm eval` (run/evalReport.ts)
 
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { writeAtomic } from './atomicFile';
 
-/** The run folder's name inside a workspace folder (the CLI's default --out; never indexed). */
+/**
+ * The run folder's name inside a workspace folder in earlier versions (the CLI's old default
+ * --out). Never indexed, never served by default (a cloned repository could ship one).
+ */
 export const RUN_DIR_NAME = '.workspace-lm';
 
 /** The files of one checkpoint. */
@@ -53,9 +59,40 @@ export function checkpointStep(dir: string): number {
   return Number(path.basename(dir).slice('step-'.length));
 }
 
-/** The default run directory of a workspace folder. */
-export function defaultRunDir(folder: string): string {
-  return path.join(folder, RUN_DIR_NAME);
+/**
+ * Where the CLI and `serve` keep runs: the user's cache, outside every repository — so a
+ * repository cannot ship a run that would be served as ours. $XDG_CACHE_HOME/workspace-lm (or
+ * ~/.cache/workspace-lm) on Linux, ~/Library/Caches/workspace-lm on macOS, %LOCALAPPDATA%\workspace-lm
+ * on Windows.
+ */
+export function runsHome(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform, home: string = os.homedir()): string {
+  if (platform === 'win32') return path.join(env['LOCALAPPDATA'] ?? path.join(home, 'AppData', 'Local'), 'workspace-lm');
+  if (platform === 'darwin') return path.join(home, 'Library', 'Caches', 'workspace-lm');
+  const xdg = env['XDG_CACHE_HOME'];
+  return path.join(xdg !== undefined && path.isAbsolute(xdg) ? xdg : path.join(home, '.cache'), 'workspace-lm');
+}
+
+/** The default run directory of a workspace folder: runsHome()/<folder name>-<12 hex digits of the sha256 of its absolute path>. */
+export function defaultRunDir(folder: string, home: string = runsHome()): string {
+  const abs = path.resolve(folder);
+  const name = path.basename(abs).replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 48) || 'root';
+  return path.join(home, `${name}-${createHash('sha256').update(abs).digest('hex').slice(0, 12)}`);
+}
+
+/** Where earlier versions put a folder's run: <folder>/.workspace-lm. */
+export function legacyRunDir(folder: string): string {
+  return path.join(path.resolve(folder), RUN_DIR_NAME);
+}
+
+/**
+ * The message for a run found at the old in-repository location: it is not used (a repository
+ * could ship one), and how to keep it if it was made on this machine.
+ */
+export async function legacyRunNotice(folder: string): Promise<string | null> {
+  const old = legacyRunDir(folder);
+  if (!(await isRunDir(old))) return null;
+  const now = defaultRunDir(folder);
+  return `${old} holds a run from an earlier version, which kept runs inside the folder; runs now live in ${now} (outside the repository, so a cloned repository cannot choose your model). It is not used: if you made it on this machine, move it: mv ${JSON.stringify(old)} ${JSON.stringify(now)}`;
 }
 
 /** Every path of a run directory. */
@@ -83,7 +120,7 @@ export type RunPaths = ReturnType<typeof runPaths>;
 
 /**
  * Creates a run directory (and its parents) with a .gitignore of `*`: a run inside the user's
- * repository stays out of their git status.
+ * repository (by --out) stays out of their git status.
  */
 export async function initRunDir(runDir: string): Promise<void> {
   await fs.mkdir(runDir, { recursive: true });
@@ -96,6 +133,19 @@ export async function isRunDir(dir: string): Promise<boolean> {
   const p = runPaths(dir);
   const has = (f: string): Promise<boolean> => fs.stat(f).then(() => true, () => false);
   return (await has(p.checkpoints)) || (await has(p.meta));
+}
+
+/**
+ * What a `--checkpoint` argument names: a run or checkpoint directory itself, or a workspace
+ * folder, meaning its run in the runs folder (never the in-folder run of an earlier version: that
+ * one must be named explicitly).
+ */
+export async function resolveCheckpointArg(arg: string): Promise<string> {
+  const abs = path.resolve(arg);
+  const has = (f: string): Promise<boolean> => fs.stat(f).then(() => true, () => false);
+  if ((await isRunDir(abs)) || (await has(path.join(abs, CONFIG_FILE)))) return abs;
+  const run = defaultRunDir(abs);
+  return (await isRunDir(run)) ? run : abs;
 }
 
 /** The run directory of a checkpoint directory: it, or the run above a checkpoints/step-N dir (the first candidate that has data/meta.json). */

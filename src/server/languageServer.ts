@@ -21,7 +21,7 @@ import { exportBundle, importModel } from '../run/exportBundle';
 import { CompletionEngine, CompletionResult } from '../completion/engine';
 import { cursorLine } from '../completion/cursorLine';
 import { ModelWatcher } from './modelWatcher';
-import { defaultRunDir } from '../run/layout';
+import { defaultRunDir, legacyRunNotice } from '../run/layout';
 
 export interface ServerOptions {
   /** Serve this checkpoint or run directory (CLI --checkpoint); else from initializationOptions or the workspace root. */
@@ -73,7 +73,13 @@ export function startLanguageServer(connection: Connection, opts: ServerOptions 
     engine.updateSettings(settings);
     const root = params.workspaceFolders?.[0]?.uri ?? params.rootUri ?? null;
     let dir = opts.modelDir ?? (typeof init.modelDir === 'string' ? init.modelDir : undefined);
-    if (dir === undefined && root !== null && root.startsWith('file:')) dir = defaultRunDir(fileURLToPath(root));
+    // By default the root's run in the user's runs folder: never a folder inside the repository,
+    // which a cloned repository could ship (run/layout.ts).
+    if (dir === undefined && root !== null && root.startsWith('file:')) {
+      const rootDir = fileURLToPath(root);
+      dir = defaultRunDir(rootDir);
+      void legacyRunNotice(rootDir).then((notice) => { if (notice !== null) log(notice); });
+    }
     if (dir !== undefined) watcher = new ModelWatcher(dir, sendStatus, opts.pollMs ?? 2000);
     const inline = params.capabilities.textDocument?.inlineCompletion !== undefined;
     return {

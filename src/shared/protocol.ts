@@ -14,7 +14,7 @@ import type { CompletionSettings } from '../ml/config';
 
 /** `initializationOptions` of the initialize request. */
 export interface InitializationOptions {
-  /** A checkpoint or run directory to serve (default: `<workspace root>/.workspace-lm`). */
+  /** A checkpoint or run directory to serve (default: the workspace root's run in the user's runs folder, run/layout.ts defaultRunDir). */
   modelDir?: string;
   settings?: Partial<CompletionSettings>;
 }
