@@ -4,14 +4,15 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
-import { InitializedNotification, InitializeRequest } from 'vscode-languageserver-protocol';
+import { DidOpenTextDocumentNotification, InitializedNotification, InitializeRequest, InlineCompletionRequest } from 'vscode-languageserver-protocol';
 import {
-  ModelStatusNotification, ModelStatusParams, PauseTrainingRequest, ResumeTrainingRequest, StartTrainingRequest, TrainingSnapshotRequest,
-  TrainingStatus, TrainingStatusNotification,
+  DeleteModelRequest, ModelStatusNotification, ModelStatusParams, PauseTrainingRequest, ResumeTrainingRequest, StartTrainingRequest, TrainingSnapshotRequest,
+  TrainingStatus, TrainingStatusNotification, UpdateSettingsNotification,
 } from '../src/shared/protocol';
 
 const root = join(__dirname, '..');
@@ -86,4 +87,20 @@ test('start, pause, resume and finish a run over LSP; the snapshot and the serve
   // The finished checkpoint is hot-swapped in (after any intermediate ones).
   const ready = await until('final model served', () => models.find((m) => m.state === 'ready' && m.model?.step === done.totalSteps), 20_000);
   assert.ok(ready.model!.params > 100_000);
+});
+
+test('Delete Model: the server stops serving the model at once and removes its folder; completions answer nothing', async () => {
+  const uri = pathToFileURL(join(workspace, 'scratch.ts')).href;
+  const text = 'export function ';
+  await conn.sendNotification(DidOpenTextDocumentNotification.type, { textDocument: { uri, languageId: 'typescript', version: 1, text } });
+  const ask = () => conn.sendRequest(InlineCompletionRequest.type, { textDocument: { uri }, position: { line: 0, character: text.length }, context: { triggerKind: 1 } });
+  await conn.sendNotification(UpdateSettingsNotification, { minMeanLogProb: -100, debounceMs: 0 });
+  const before = await ask();
+  assert.ok(Array.isArray(before) && before.length > 0, 'a suggestion before the delete');
+  const seen = models.length;
+  await conn.sendRequest(DeleteModelRequest, { runDir: outDir });
+  // The no-model status was sent before the request returned, and nothing is served from here on.
+  assert.ok(models.slice(seen).some((m) => m.state === 'no-model' && /deleted/.test(m.message)), JSON.stringify(models.slice(seen)));
+  assert.equal(existsSync(outDir), false);
+  assert.equal(await ask(), null);
 });

@@ -131,3 +131,8 @@ test('Config refuses a setting package.json does not declare', () => {
   const c = new Config({}, store());
   assert.throws(() => c.preset, /workspaceLm\.preset is not declared in package\.json/);
 });
+
+test('settings that spend the machine are machine-scoped: a repository\'s .vscode/settings.json cannot set them', () => {
+  const spending = ['preset', 'threads', 'maxMinutes', 'epochs', 'memoryCapMb', 'autoTrainOnOpen', 'retrainOnChanges'].map((k) => `workspaceLm.${k}`);
+  for (const key of spending) assert.equal((schema[key] as { scope?: string } | undefined)?.scope, 'machine', key);
+});

@@ -3,7 +3,7 @@
 import * as vscode from 'vscode';
 import { LanguageClient, LanguageClientOptions, ServerOptions, TransportKind } from 'vscode-languageclient/node';
 import {
-  ExportBundleRequest, ExportBundleResult, ImportModelRequest, ImportModelResult, InitializationOptions, ModelStatusNotification, ModelStatusParams,
+  DeleteModelRequest, ExportBundleRequest, ExportBundleResult, ImportModelRequest, ImportModelResult, InitializationOptions, ModelStatusNotification, ModelStatusParams,
   PauseTrainingRequest, ResumeTrainingRequest, StartTrainingParams, StartTrainingRequest, StopTrainingRequest, TrainingSnapshot,
   TrainingSnapshotRequest, TrainingStatus, TrainingStatusNotification, UpdateSettingsNotification,
 } from '../shared/protocol';
@@ -67,6 +67,11 @@ export class WorkspaceLmClient {
 
   exportBundle(toDir: string): Promise<ExportBundleResult> {
     return this.client.sendRequest(ExportBundleRequest, { runDir: this.runDir, toDir });
+  }
+
+  /** Stops any run, unloads the served model and deletes the run folder (all in the server). */
+  deleteModel(): Promise<void> {
+    return this.client.sendRequest(DeleteModelRequest, { runDir: this.runDir });
   }
 
   importModel(srcDir: string): Promise<ImportModelResult> {

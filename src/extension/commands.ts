@@ -88,11 +88,10 @@ export function registerCommands(ctx: vscode.ExtensionContext, st: ExtensionStat
     );
     if (answer !== 'Delete') return;
     const client = st.client;
-    if (client !== null) {
-      await client.stopTraining();
-      await st.waitUntilIdle();
-    }
-    await fs.rm(st.runDir, { recursive: true, force: true });
+    // The server stops any run, unloads the model at once and deletes the folder; without a
+    // server (never started) nothing serves it and the files are simply removed.
+    if (client !== null) await client.deleteModel();
+    else await fs.rm(st.runDir, { recursive: true, force: true });
     void vscode.window.showInformationMessage('Workspace LM: model deleted.');
     await st.view.sendSnapshot();
   });

@@ -24,7 +24,6 @@ export class ExtensionState implements vscode.Disposable {
   training: TrainingStatus = { state: 'idle', message: 'not trained yet' };
   model: ModelStatusParams | null = null;
   private starting: Promise<WorkspaceLmClient | null> | null = null;
-  private readonly idleWaiters: (() => void)[] = [];
   private shuttingDown = false;
 
   constructor(private readonly context: vscode.ExtensionContext, readonly output: vscode.LogOutputChannel) {
@@ -75,7 +74,6 @@ export class ExtensionState implements vscode.Disposable {
     if (!this.shuttingDown && s.state !== 'stopping' && ws.get<boolean>(ACTIVE_KEY, false) !== active) void ws.update(ACTIVE_KEY, active);
     this.redraw();
     this.view.postStatus(s);
-    if (isIdle(s)) this.idleWaiters.splice(0).forEach((f) => f());
   }
 
   onModelStatus(s: ModelStatusParams): void {
@@ -86,13 +84,6 @@ export class ExtensionState implements vscode.Disposable {
   /** Whether a run was active when the window last closed (startUp resumes it). */
   get interruptedRun(): boolean {
     return this.context.workspaceState.get<boolean>(ACTIVE_KEY, false);
-  }
-
-  waitUntilIdle(): Promise<void> {
-    return new Promise<void>((resolve) => {
-      if (isIdle(this.training)) resolve();
-      else this.idleWaiters.push(resolve);
-    });
   }
 
   /** The status bar, from the one state value it is drawn from. */
@@ -111,6 +102,3 @@ export class ExtensionState implements vscode.Disposable {
   }
 }
 
-function isIdle(s: TrainingStatus): boolean {
-  return s.state === 'idle' || s.state === 'ready' || s.state === 'error';
-}

@@ -128,6 +128,21 @@ export async function initRunDir(runDir: string): Promise<void> {
   if (!(await fs.stat(ignore).then(() => true, () => false))) await writeAtomic(ignore, '*\n');
 }
 
+/**
+ * Deletes a run folder: renamed aside first (atomic), so a crash mid-delete never leaves a
+ * half-deleted run that a watcher or a resume would read, then removed.
+ */
+export async function deleteRunDir(runDir: string): Promise<void> {
+  const aside = `${path.resolve(runDir)}.deleting-${process.pid}-${Date.now()}`;
+  try {
+    await fs.rename(runDir, aside);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  await fs.rm(aside, { recursive: true, force: true });
+}
+
 /** Whether `dir` looks like a run directory (it has checkpoints or a dataset). */
 export async function isRunDir(dir: string): Promise<boolean> {
   const p = runPaths(dir);

@@ -12,7 +12,7 @@ import {
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { COMPLETION_MODELS, COMPLETION_MODES, DEFAULT_COMPLETION_SETTINGS } from '../ml/config';
 import {
-  CompletionSettings, ExportBundleRequest, ImportModelRequest, InitializationOptions, ModelStatusNotification,
+  CompletionSettings, DeleteModelRequest, ExportBundleRequest, ImportModelRequest, InitializationOptions, ModelStatusNotification,
   ModelStatusParams, PauseTrainingRequest, ResumeTrainingRequest, StartTrainingRequest, StopTrainingRequest, TrainingSnapshotRequest,
   TrainingStatusNotification, UpdateSettingsNotification, WorkspaceLmConfiguration,
 } from '../shared/protocol';
@@ -21,7 +21,8 @@ import { exportBundle, importModel } from '../run/exportBundle';
 import { CompletionEngine, CompletionResult } from '../completion/engine';
 import { cursorLine } from '../completion/cursorLine';
 import { ModelWatcher } from './modelWatcher';
-import { defaultRunDir, legacyRunNotice } from '../run/layout';
+import { defaultRunDir, deleteRunDir, legacyRunNotice } from '../run/layout';
+import * as path from 'node:path';
 
 export interface ServerOptions {
   /** Serve this checkpoint or run directory (CLI --checkpoint); else from initializationOptions or the workspace root. */
@@ -124,6 +125,22 @@ export function startLanguageServer(connection: Connection, opts: ServerOptions 
       throw asError(e);
     }
   });
+  connection.onRequest(DeleteModelRequest, async (p) => {
+    if (typeof p?.runDir !== 'string' || p.runDir === '') throw new ResponseError(ErrorCodes.InvalidParams, 'expected { runDir }');
+    const runDir = path.resolve(p.runDir);
+    if (training.state === 'training' || training.state === 'preparing' || training.state === 'paused' || training.state === 'stopping') {
+      training.stop();
+      await training.idle();
+    }
+    // Unloaded before the files go, so no suggestion comes from a deleted model.
+    if (watcher !== null && path.resolve(watcher.folder) === runDir) watcher.unload(`the model in ${runDir} was deleted`);
+    try {
+      await deleteRunDir(runDir);
+    } catch (e) {
+      throw asError(e);
+    }
+  });
+
   connection.onRequest(ImportModelRequest, async (p) => {
     if (typeof p?.srcDir !== 'string' || typeof p.runDir !== 'string') throw new ResponseError(ErrorCodes.InvalidParams, 'expected { srcDir, runDir }');
     if (training.state === 'training' || training.state === 'preparing' || training.state === 'paused') {

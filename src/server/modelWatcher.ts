@@ -57,6 +57,19 @@ export class ModelWatcher {
     this.timer = null;
   }
 
+  /** The folder it serves from. */
+  get folder(): string {
+    return this.dir;
+  }
+
+  /** Stops serving the loaded model now (its folder is being deleted, or is gone). */
+  unload(why: string): void {
+    this.current = null;
+    this.loadedKey = '';
+    this.failedKey = '';
+    this.onStatus({ state: 'no-model', message: why });
+  }
+
   /** The directory to load: the newest checkpoint of a run, or `dir` itself if it is a checkpoint. */
   private async candidate(): Promise<{ dir: string; key: string } | null> {
     const ckpts = await listCheckpoints(this.dir);
@@ -73,7 +86,9 @@ export class ModelWatcher {
     try {
       const c = await this.candidate();
       if (c === null) {
-        if (this.current === null) this.onStatus({ state: 'no-model', message: `no trained model yet in ${this.dir}: train one (workspace-lm train, or "Train on Workspace")` });
+        // Its files are gone (deleted by hand): the model in memory is not served any longer.
+        if (this.current !== null) this.unload(`the model in ${this.dir} was deleted`);
+        else this.onStatus({ state: 'no-model', message: `no trained model yet in ${this.dir}: train one (workspace-lm train, or "Train on Workspace")` });
         return;
       }
       if (c.key === this.loadedKey || c.key === this.failedKey) return;

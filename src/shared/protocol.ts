@@ -112,6 +112,11 @@ export interface ExportBundleResult {
   files: string[];
 }
 
+export interface DeleteModelParams {
+  /** The run folder to delete (the one the client passed as modelDir, or a training run's outDir). */
+  runDir: string;
+}
+
 export interface ImportModelParams {
   /** A trained model folder (model.safetensors, config.json, tokenizer.json). */
   srcDir: string;
@@ -142,3 +147,5 @@ export const TrainingSnapshotRequest = new RequestType<TrainingSnapshotParams, T
 export const ExportBundleRequest = new RequestType<ExportBundleParams, ExportBundleResult, void>('workspaceLm/exportBundle');
 /** Makes a trained model folder the run's newest checkpoint (so it is served). */
 export const ImportModelRequest = new RequestType<ImportModelParams, ImportModelResult, void>('workspaceLm/importModel');
+/** Client → server: stop any run, unload the served model at once, and delete the run folder. */
+export const DeleteModelRequest = new RequestType<DeleteModelParams, void, void>('workspaceLm/deleteModel');
