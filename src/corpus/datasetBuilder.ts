@@ -98,6 +98,7 @@ async function indexAll(input: BuildInput, emit: TrainEventSink, reuse: ((key: s
       ...(input.excludeGlobs !== undefined ? { excludeGlobs: input.excludeGlobs } : {}),
       ...(input.includeGlobs !== undefined ? { includeGlobs: input.includeGlobs } : {}),
       ...(input.extraSecretPatterns !== undefined ? { extraSecretPatterns: input.extraSecretPatterns } : {}),
+      ...(input.allowHomeOrRoot === true ? { allowHomeOrRoot: true } : {}),
       ...(input.maxTotalBytes !== undefined ? { maxTotalBytes: Math.floor(input.maxTotalBytes / input.folders.length) } : {}),
       ...(reuse !== null ? { reuse: (rel: string, size: number, mtimeMs: number) => reuse(prefix + rel, size, mtimeMs) } : {}),
       onProgress: (n) => emit({ event: 'progress', phase: 'indexing', fraction: 0, detail: `${seenBefore + n} files` }),
