@@ -486,8 +486,9 @@ class TokenizerFactory { static readonly keyPrefix = 'tokenizer-cache-v1-entries
     let line = '';
     while (line.length < 10 * MB) line += words[rng.nextU32() % words.length]! + ' ';
     const pemHeader = '-----BEGIN RSA PRIVATE KEY-----\n';
-    // Each input and what redaction must give: only the PEM body is a secret; a 1e6-character
-    // value is past every rule's bounded length, so it stays.
+    // Each input and what redaction must give: only the PEM body is a secret; the 1e6-character
+    // value after "apiKey:" is followed to its end but is not random ("aB3" repeated), so it stays
+    // (long random values: test/secrets.test.ts).
     const cases: Record<string, [string, string, Record<string, number>]> = {
       '10 MB single line': [line, line, {}],
       'a x 1e6': ['a'.repeat(MB), 'a'.repeat(MB), {}],

@@ -11,13 +11,15 @@
 // quotes, separators) stays, so the model still learns the shape of configuration code, never the
 // value.
 //
-// Speed and safety: every pattern starts with a literal, a keyword or a quote and has bounded
-// quantifiers and no nested quantifiers, so a scan is linear in the text (no catastrophic
-// backtracking on a 10 MB single line or a run of a million 'a's); rules whose literal cannot occur
-// in the text are skipped with a cheap `includes` pre-filter. Values longer than a pattern's bound
-// (256 characters for the name rules, up to a few thousand for formats) are not let through: a rule may extend its match over the rest of the run of
-// value characters (`extend`), computed once per run however many candidates start inside it, and
-// its acceptance test reads only the first VALUE_HEAD characters.
+// Speed and safety: patterns lead with a literal, a keyword or a quote where they can (a format
+// whose distinctive part is in the middle, "….atlasv1.…", matches that and checks what precedes
+// with a lookbehind), every quantifier is bounded and no quantified group can match the same text
+// two ways, so a scan is linear in the text (no catastrophic backtracking on a 10 MB single line
+// or a run of a million 'a's). Rules whose literals do not occur in the text are skipped; the
+// literals are found in one scan. A value longer than its pattern's bound (256 characters for the
+// name rules) is not let through: the rule extends the match over the rest of the run of value
+// characters (`extend`), computed once per run however many candidates start inside it, and
+// acceptance tests read only the first VALUE_HEAD characters of a value.
 
 import { createHash } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
@@ -208,8 +210,12 @@ const KEY_FAMILIES: KeyFamily[] = [
   { begin: /PuTTY-User-Key-File-[0-9]{1,2}:[ \t]{0,8}[A-Za-z0-9@.-]{1,64}/g, end: /Private-(?:MAC|Hash):[ \t]{0,8}[0-9a-fA-F]{1,128}/g, endIsSecret: true },
 ];
 
-/** A key block is at most this long between BEGIN and END (a 16384-bit RSA key is ~13 KB of PEM). */
-const KEY_BLOCK_LIMIT = 100_000;
+/**
+ * A key block is at most this long between BEGIN and END (a 16384-bit RSA key is ~13 KB of PEM):
+ * an END further on belongs to something else (parsing code), and the body ends where key
+ * characters do.
+ */
+const KEY_BLOCK_LIMIT = 32_768;
 
 /**
  * Characters of a key body when no END line is found: base64, PEM/PGP armor headers, whitespace,
