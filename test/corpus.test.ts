@@ -1,4 +1,5 @@
-// Corpus hygiene: which files a run trains on (fixture trees built here, exact per-reason tallies),
+// Corpus hygiene: which files a run trains on (fixture trees built here, exact per-reason tallies;
+// never a home folder or a filesystem root, one device, credential files, git's global excludes),
 // secret redaction (every rule family, false positives on ordinary code, hostile input that would
 // make a backtracking pattern blow up) and the canary: fake secrets planted in a repository never
 // reach the token stream, the tokenizer's vocabulary or a trained model's completions. Fake secrets are generated at run time
@@ -6,7 +7,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { BpeTokenizer } from '../src/ml/bpe';
@@ -15,6 +16,7 @@ import { Rng } from '../src/ml/rng';
 import { expandBraces, globMatcher, hasGeneratedHeader, indexFolder, notebookToText, SkipTally } from '../src/corpus/corpus';
 import { compileSecretPatterns, redactSecrets, redactSecretsInBytes } from '../src/corpus/secrets';
 import { loadCheckpoint } from '../src/run/checkpoint';
+import { buildDataset } from '../src/corpus/datasetBuilder';
 
 const MB = 1_000_000;
 const latin1 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
@@ -157,6 +159,132 @@ describe('indexFolder: which files, and why the others were skipped', () => {
     w.write('node_modules/a.js', 'x\n');
     await assert.rejects(indexFolder(empty, { maxFileBytes: MB }), /no text files to train on/);
     await assert.rejects(indexFolder(join(tmpRoot, 'missing'), { maxFileBytes: MB }), /folder not found/);
+  });
+});
+
+/** Runs `fn` with environment variables set (undefined: unset), restoring them after. */
+async function withEnv<T>(vars: Record<string, string | undefined>, fn: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  const set = (vs: Record<string, string | undefined>): void => {
+    for (const [k, v] of Object.entries(vs)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+  set(vars);
+  try {
+    return await fn();
+  } finally {
+    set(saved);
+  }
+}
+
+describe('never a home or a filesystem root; one device; credential files; git\'s global excludes', () => {
+  const base = join(tmpRoot, 'homes');
+  const home = join(base, 'users', 'alice');
+  const xdg = join(base, 'xdg');
+  before(() => {
+    const w = fixtureWriter(home);
+    w.write('notes.md', '# notes\n');
+    w.write('project/src/main.ts', 'export const main = 1;\n');
+    mkdirSync(xdg, { recursive: true });
+  });
+  /** The home and XDG folders of the test user (no global git config of the machine's user leaks in). */
+  const asAlice = <T>(fn: () => Promise<T>, extra: Record<string, string | undefined> = {}): Promise<T> =>
+    withEnv({ HOME: home, XDG_CONFIG_HOME: xdg, GIT_CONFIG_GLOBAL: undefined, GIT_CONFIG_NOSYSTEM: '1', ...extra }, fn);
+
+  test('the home folder, an ancestor of it and / are refused, naming the override; allowHomeOrRoot indexes them', async () => {
+    await asAlice(async () => {
+      await assert.rejects(indexFolder(home, { maxFileBytes: MB }), /refusing to index .*your home folder.*pass --allow-home to train it anyway/s);
+      await assert.rejects(indexFolder(join(home, '..'), { maxFileBytes: MB }), /refusing to index .*contains your home folder.*--allow-home/s);
+      await assert.rejects(indexFolder(base, { maxFileBytes: MB }), /contains your home folder/);
+      await assert.rejects(indexFolder('/', { maxFileBytes: MB }), /refusing to index \/: it is the root of the filesystem.*--allow-home/s);
+      const allowed = await indexFolder(home, { maxFileBytes: MB, allowHomeOrRoot: true });
+      assert.deepEqual(allowed.docs.map((d) => d.path).sort(), ['notes.md', 'project/src/main.ts']);
+      // A project inside the home folder is what one trains on.
+      const project = await indexFolder(join(home, 'project'), { maxFileBytes: MB });
+      assert.deepEqual(project.docs.map((d) => d.path), ['src/main.ts']);
+    });
+  });
+
+  test('the option reaches the index through BuildInput', async () => {
+    await asAlice(async () => {
+      const input = { folders: [home], excludeDirs: [], vocabSize: 300, tokenizerJson: null };
+      await assert.rejects(buildDataset(input, () => undefined), /--allow-home/);
+      const built = await buildDataset({ ...input, allowHomeOrRoot: true }, () => undefined);
+      assert.ok(built.corpusBytes > 0);
+    });
+  });
+
+  test('shell histories, credential stores, key files and credential folders are skipped as secrets', async () => {
+    const root = join(tmpRoot, 'dotfiles');
+    const w = fixtureWriter(root);
+    const files = [
+      '.bash_history', '.zsh_history', '.python_history', '.node_repl_history', '.psql_history', '.mysql_history', '.sqlite_history',
+      '.history', '.lesshst', '.local/share/fish/fish_history', '.npmrc', '.pypirc', '.netrc', '.git-credentials', '.my.cnf',
+      'keys/id_rsa', 'keys/id_ed25519.pub', 'keys/id_ecdsa-cert.pub', '.docker/config.json', 'deploy/prod.kubeconfig',
+    ];
+    for (const f of files) w.write(f, 'mysql -u root -phunter2\n');
+    for (const f of ['.aws/credentials', '.aws/config', '.kube/config', '.ssh/config', '.ssh/known_hosts', '.gnupg/pubring.kbx', '.config/gcloud/credentials.db']) w.write(f, 'x = 1\n');
+    w.write('src/id_generator.ts', 'export const nextId = () => 1;\n');
+    w.write('.docker/Dockerfile', 'FROM node:20\n');
+    const corpus = await indexFolder(root, { maxFileBytes: MB });
+    assert.deepEqual(corpus.docs.map((d) => d.path).sort(), ['.docker/Dockerfile', 'src/id_generator.ts']);
+    assert.deepEqual(corpus.summary.skipped['secret-file'], tallyOf(files.length, w.size(...files), 5));
+  });
+
+  test('git\'s core.excludesFile: from ~/.gitconfig (with ~/), the XDG default, a repository\'s .git/config overriding', async () => {
+    const repo = join(base, 'work', 'repo');
+    const w = fixtureWriter(repo);
+    w.write('.git/HEAD', 'ref: refs/heads/main\n');
+    w.write('main.ts', 'export {};\n');
+    w.write('notes.scratch', 'scratch\n');
+    w.write('todo.private', 'private\n');
+    w.write('dump.local', 'local\n');
+    const kept = async (): Promise<string[]> => (await indexFolder(repo, { maxFileBytes: MB })).docs.map((d) => d.path).sort();
+    await asAlice(async () => {
+      // Unset everywhere: git's default, $XDG_CONFIG_HOME/git/ignore.
+      mkdirSync(join(xdg, 'git'), { recursive: true });
+      writeFileSync(join(xdg, 'git', 'ignore'), '*.scratch\n');
+      assert.deepEqual(await kept(), ['dump.local', 'main.ts', 'todo.private']);
+      // ~/.gitconfig names another file; the default no longer applies.
+      writeFileSync(join(home, '.gitconfig'), '[user]\n\tname = Alice\n[Core]\n\teditor = vim\n\texcludesFile = "~/.ignore-global" ; mine\n[core "x"]\n\texcludesfile = /nowhere\n');
+      writeFileSync(join(home, '.ignore-global'), '# mine\n*.private\n');
+      assert.deepEqual(await kept(), ['dump.local', 'main.ts', 'notes.scratch']);
+      // The repository's own config wins over the global one; a relative path is from the root.
+      writeFileSync(join(repo, '.git', 'config'), '[core]\n\trepositoryformatversion = 0\n\texcludesfile = .git/ignore-here\n');
+      writeFileSync(join(repo, '.git', 'ignore-here'), '*.local\n');
+      assert.deepEqual(await kept(), ['main.ts', 'notes.scratch', 'todo.private']);
+    });
+  });
+
+  test('a folder on another filesystem (a mount below the root) is not entered', async (t) => {
+    // /dev/shm is a tmpfs mounted inside /dev on Linux: a real mount point to walk past.
+    let devShm;
+    let dev;
+    try {
+      devShm = statSync('/dev/shm');
+      dev = statSync('/dev');
+    } catch {
+      return t.skip('no /dev/shm');
+    }
+    if (devShm.dev === dev.dev) return t.skip('/dev/shm is not a separate filesystem here');
+    const mine = join('/dev/shm', `wlm-corpus-test-${process.pid}`);
+    try {
+      mkdirSync(mine);
+    } catch {
+      return t.skip('/dev/shm is not writable');
+    }
+    try {
+      writeFileSync(join(mine, 'mounted.ts'), 'export const onTheMount = 1;\n');
+      const include = [`shm/wlm-corpus-test-${process.pid}/**`];
+      await assert.rejects(indexFolder('/dev', { maxFileBytes: MB, includeGlobs: include }), /no (?:text )?files .*folders? on another filesystem not entered/);
+      // From the mount's own root, it is the root's device: indexed.
+      const inside = await indexFolder(mine, { maxFileBytes: MB });
+      assert.deepEqual(inside.docs.map((d) => d.path), ['mounted.ts']);
+    } finally {
+      rmSync(mine, { recursive: true, force: true });
+    }
   });
 });
 
@@ -358,8 +486,9 @@ class TokenizerFactory { static readonly keyPrefix = 'tokenizer-cache-v1-entries
     let line = '';
     while (line.length < 10 * MB) line += words[rng.nextU32() % words.length]! + ' ';
     const pemHeader = '-----BEGIN RSA PRIVATE KEY-----\n';
-    // Each input and what redaction must give: only the PEM body is a secret; a 1e6-character
-    // value is past every rule's bounded length, so it stays.
+    // Each input and what redaction must give: only the PEM body is a secret; the 1e6-character
+    // value after "apiKey:" is followed to its end but is not random ("aB3" repeated), so it stays
+    // (long random values: test/secrets.test.ts).
     const cases: Record<string, [string, string, Record<string, number>]> = {
       '10 MB single line': [line, line, {}],
       'a x 1e6': ['a'.repeat(MB), 'a'.repeat(MB), {}],

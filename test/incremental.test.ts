@@ -1,5 +1,5 @@
 // Incremental re-indexing: editing one file re-reads and re-encodes only that file, the result is
-// the same as a full rebuild, a large change retrains the tokenizer, and `--retrain` starts a new
+// the same as a full rebuild, a change of the redaction rules re-reads everything, a large change retrains the tokenizer, and `--retrain` starts a new
 // run from the previous model's weights.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,6 +8,7 @@ import { mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildDataset, BuildInput } from '../src/corpus/datasetBuilder';
+import { BpeTokenizer } from '../src/ml/bpe';
 import type { TrainEvent } from '../src/shared/trainEvents';
 
 function fixture(): string {
@@ -46,6 +47,30 @@ test('editing one file re-reads and re-encodes only that file, with the same res
   assert.deepEqual(edited.train, full.train);
   assert.deepEqual(edited.val, full.val);
   assert.notDeepEqual(edited.train.length + edited.val.length, first.train.length + first.val.length);
+});
+
+test('a change of the redaction rules (here extraSecretPatterns) re-reads every file: cached tokens hold no unredacted secret', async () => {
+  const dir = fixture();
+  writeFileSync(join(dir, 'config.ts'), 'export const licence = "ACME-314159";\n'.repeat(5));
+  const cacheDir = join(dir, '..', `${dir.split('/').pop()}-data`);
+  const base: BuildInput = { folders: [dir], excludeDirs: [], vocabSize: 400, tokenizerJson: null, cacheDir };
+  const first = await buildDataset(base, quiet);
+  const decoded = (out: { train: Uint16Array; val: Uint16Array; tokenizerJson: unknown }): string => {
+    const tok = BpeTokenizer.fromHuggingFaceJSON(out.tokenizerJson);
+    const ids = [...out.train, ...out.val].filter((id) => !tok.isSpecialId(id));
+    return Buffer.from(tok.decodeBytes(ids)).toString('latin1');
+  };
+  assert.ok(decoded(first).includes('ACME-314159'), 'not a secret under the built-in rules');
+  const same = await buildDataset({ ...base, tokenizerJson: first.tokenizerJson }, quiet);
+  assert.equal(same.stats.filesRead, 0, 'same rules: the cache is used');
+
+  const withPattern = await buildDataset({ ...base, tokenizerJson: first.tokenizerJson, extraSecretPatterns: ['ACME-[0-9]{6}'] }, quiet);
+  assert.equal(withPattern.stats.filesRead, 31, 'new rules: every file is read and redacted again');
+  assert.equal(withPattern.stats.filesReused, 0);
+  assert.ok(!decoded(withPattern).includes('ACME-314159'), 'the new pattern reached the tokens');
+  assert.ok(decoded(withPattern).includes('<SECRET:custom>'));
+  const again = await buildDataset({ ...base, tokenizerJson: first.tokenizerJson, extraSecretPatterns: ['ACME-[0-9]{6}'] }, quiet);
+  assert.equal(again.stats.filesRead, 0, 'and the cache is keyed by them from then on');
 });
 
 test('when most of the code changed, a reused tokenizer is retrained (if allowed)', async () => {

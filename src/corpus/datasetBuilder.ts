@@ -6,6 +6,9 @@
 // Incremental: with a reused tokenizer, the tokens of every file are kept in data/files.bin with
 // an index (data/files.json: path, size, mtime, offset). A rebuild reads and encodes only the
 // files whose size or modification time changed; the others' tokens are copied from the cache.
+// The index is keyed by the tokenizer and by the redaction fingerprint (the built-in rules, their
+// version and the user's extraSecretPatterns): cached tokens are redacted text, so after a rule
+// change every file is read and redacted again.
 // If too much changed (TOKENIZER_DRIFT of the bytes), the tokenizer is trained anew instead.
 
 import { createHash } from 'node:crypto';
@@ -19,6 +22,7 @@ import type { BuildInput, BuildOutput, BuildStats } from '../shared/poolProtocol
 
 export type { BuildInput, BuildOutput, BuildStats };
 import { CorpusDoc, CorpusSummary, indexFolder } from './corpus';
+import { redactionFingerprint } from './secrets';
 import { writeAtomic } from '../run/atomicFile';
 import { FILE_TOKENS_BIN, FILE_TOKENS_INDEX } from '../run/layout';
 
@@ -26,14 +30,15 @@ import { FILE_TOKENS_BIN, FILE_TOKENS_INDEX } from '../run/layout';
 export const TOKENIZER_DRIFT = 0.3;
 
 interface CacheEntry { path: string; size: number; mtimeMs: number; length: number; offset: number; tokens: number; secrets?: Record<string, number> }
-interface CacheIndex { format: 'workspace-lm/file-tokens'; version: 1; tokenizer: string; entries: CacheEntry[] }
+interface CacheIndex { format: 'workspace-lm/file-tokens'; version: 2; tokenizer: string; redaction: string; entries: CacheEntry[] }
 
 const tokenizerId = (json: unknown): string => createHash('sha256').update(JSON.stringify(json)).digest('hex');
 
-async function readCache(dir: string, tokenizer: string): Promise<{ entries: Map<string, CacheEntry>; tokens: Uint16Array } | null> {
+async function readCache(dir: string, tokenizer: string, redaction: string): Promise<{ entries: Map<string, CacheEntry>; tokens: Uint16Array } | null> {
   try {
     const index = JSON.parse(await fs.readFile(path.join(dir, FILE_TOKENS_INDEX), 'utf8')) as CacheIndex;
-    if (index.format !== 'workspace-lm/file-tokens' || index.version !== 1 || index.tokenizer !== tokenizer) return null;
+    // Another tokenizer, or tokens redacted under other rules (or other extra patterns): not reusable.
+    if (index.format !== 'workspace-lm/file-tokens' || index.version !== 2 || index.tokenizer !== tokenizer || index.redaction !== redaction) return null;
     const bin = await fs.readFile(path.join(dir, FILE_TOKENS_BIN));
     const tokens = new Uint16Array(Uint8Array.prototype.slice.call(bin).buffer);
     const entries = new Map(index.entries.filter((e) => e.offset + e.tokens <= tokens.length).map((e) => [e.path, e]));
@@ -43,7 +48,7 @@ async function readCache(dir: string, tokenizer: string): Promise<{ entries: Map
   }
 }
 
-async function writeCache(dir: string, tokenizer: string, docs: { doc: CorpusDoc; key: string; ids: Uint16Array }[]): Promise<void> {
+async function writeCache(dir: string, tokenizer: string, redaction: string, docs: { doc: CorpusDoc; key: string; ids: Uint16Array }[]): Promise<void> {
   const total = docs.reduce((s, d) => s + d.ids.length, 0);
   const bin = new Uint16Array(total);
   const entries: CacheEntry[] = [];
@@ -54,7 +59,7 @@ async function writeCache(dir: string, tokenizer: string, docs: { doc: CorpusDoc
     offset += ids.length;
   }
   await fs.mkdir(dir, { recursive: true });
-  const index: CacheIndex = { format: 'workspace-lm/file-tokens', version: 1, tokenizer, entries };
+  const index: CacheIndex = { format: 'workspace-lm/file-tokens', version: 2, tokenizer, redaction, entries };
   // files.bin first, the index last: an index never points into a shorter file.
   await writeAtomic(path.join(dir, FILE_TOKENS_BIN), new Uint8Array(bin.buffer));
   await writeAtomic(path.join(dir, FILE_TOKENS_INDEX), JSON.stringify(index));
@@ -93,6 +98,7 @@ async function indexAll(input: BuildInput, emit: TrainEventSink, reuse: ((key: s
       ...(input.excludeGlobs !== undefined ? { excludeGlobs: input.excludeGlobs } : {}),
       ...(input.includeGlobs !== undefined ? { includeGlobs: input.includeGlobs } : {}),
       ...(input.extraSecretPatterns !== undefined ? { extraSecretPatterns: input.extraSecretPatterns } : {}),
+      ...(input.allowHomeOrRoot === true ? { allowHomeOrRoot: true } : {}),
       ...(input.maxTotalBytes !== undefined ? { maxTotalBytes: Math.floor(input.maxTotalBytes / input.folders.length) } : {}),
       ...(reuse !== null ? { reuse: (rel: string, size: number, mtimeMs: number) => reuse(prefix + rel, size, mtimeMs) } : {}),
       onProgress: (n) => emit({ event: 'progress', phase: 'indexing', fraction: 0, detail: `${seenBefore + n} files` }),
@@ -107,7 +113,8 @@ async function indexAll(input: BuildInput, emit: TrainEventSink, reuse: ((key: s
 export async function buildDataset(input: BuildInput, emit: TrainEventSink): Promise<BuildOutput> {
   emit({ event: 'phase', phase: 'indexing' });
   const givenId = input.tokenizerJson !== null ? tokenizerId(input.tokenizerJson) : null;
-  const cache = givenId !== null && input.cacheDir !== undefined ? await readCache(input.cacheDir, givenId) : null;
+  const redaction = redactionFingerprint(input.extraSecretPatterns ?? []);
+  const cache = givenId !== null && input.cacheDir !== undefined ? await readCache(input.cacheDir, givenId, redaction) : null;
   const reuse = cache === null ? null : (key: string, size: number, mtimeMs: number) => {
     const e = cache.entries.get(key);
     return e !== undefined && e.size === size && e.mtimeMs === mtimeMs ? { length: e.length, ...(e.secrets !== undefined ? { secrets: e.secrets } : {}) } : null;
@@ -184,7 +191,7 @@ export async function buildDataset(input: BuildInput, emit: TrainEventSink): Pro
   };
   const train = join(split.train.map((d) => d.path));
   const val = join(split.val.map((d) => d.path));
-  if (input.cacheDir !== undefined) await writeCache(input.cacheDir, tokenizerId(outJson), encoded);
+  if (input.cacheDir !== undefined) await writeCache(input.cacheDir, tokenizerId(outJson), redaction, encoded);
   emit({ event: 'progress', phase: 'encoding', fraction: 1 });
   const trainBytes = split.train.reduce((s, d) => s + byKey.get(d.path)!.doc.length, 0);
   emit({ event: 'dataset', train_tokens: train.length, val_tokens: val.length, bytes_per_token: trainBytes / Math.max(1, train.length) });

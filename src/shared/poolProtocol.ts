@@ -77,6 +77,8 @@ export interface BuildInput {
   maxTotalBytes?: number;
   /** For the message when sampling happens. */
   memoryCapMb?: number;
+  /** Index a folder that is a filesystem root, the home folder or an ancestor of it (refused otherwise). */
+  allowHomeOrRoot?: boolean;
 }
 
 export interface BuildStats {

@@ -75,6 +75,7 @@ export async function prepareDataset(opts: TrainOptions, vocabSize: number, emit
     ...(opts.excludeGlobs !== undefined ? { excludeGlobs: opts.excludeGlobs } : {}),
     ...(opts.includeGlobs !== undefined ? { includeGlobs: opts.includeGlobs } : {}),
     ...(opts.extraSecretPatterns !== undefined ? { extraSecretPatterns: opts.extraSecretPatterns } : {}),
+    ...(opts.allowHomeOrRoot === true ? { allowHomeOrRoot: true } : {}),
     ...corpusBudget(opts, vocabSize),
   }, emit);
   const tokenizer = given !== null && !built.stats.tokenizerTrained ? given : BpeTokenizer.fromHuggingFaceJSON(built.tokenizerJson);

@@ -24,6 +24,11 @@ export interface TrainOptions {
   includeGlobs?: string[];
   /** User-supplied secret patterns (regex sources), redacted like the built-in rules. */
   extraSecretPatterns?: string[];
+  /**
+   * Train on a folder that is a filesystem root, the home folder or an ancestor of it; refused
+   * otherwise, with a message naming the CLI's --allow-home.
+   */
+  allowHomeOrRoot?: boolean;
   /** Memory cap in MB (default DEFAULT_MEMORY_CAP_MB): a larger workspace trains on a sample. */
   memoryCapMb?: number;
   /** Stop (checkpoint and end) when aborted. */
