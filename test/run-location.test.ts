@@ -71,3 +71,14 @@ test('train keeps the run in the runs folder; serve serves it; a run shipped ins
   assert.equal(after.state, 'ready', after.message);
   assert.ok(after.model?.dir.startsWith(run), `serves ${after.model?.dir}`);
 });
+
+test('train refuses the home folder unless told --allow-home', { timeout: 120_000 }, () => {
+  const home = join(tmp, 'home');
+  write(home, 6);
+  const homeEnv = { ...env, HOME: home };
+  const refused = spawnSync(process.execPath, [cli, 'train', home, '--preset', 'tiny', '--max-steps', '2', '--json'], { encoding: 'utf8', env: homeEnv });
+  assert.equal(refused.status, 1, refused.stderr);
+  assert.match(refused.stderr, /pass --allow-home to train it anyway/);
+  const allowed = spawnSync(process.execPath, [cli, 'train', home, '--preset', 'tiny', '--max-steps', '2', '--allow-home', '--json'], { encoding: 'utf8', env: homeEnv });
+  assert.equal(allowed.status, 0, allowed.stderr);
+});

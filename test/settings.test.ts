@@ -24,7 +24,7 @@ const ENGINE_DEFAULTS: Record<string, unknown> = {
   'workspaceLm.epochs': 0,
 };
 /** Settings only the extension acts on (no engine default to match). */
-const EXTENSION_ONLY = ['workspaceLm.autoTrainOnOpen', 'workspaceLm.retrainOnChanges', 'workspaceLm.include', 'workspaceLm.exclude'];
+const EXTENSION_ONLY = ['workspaceLm.autoTrainOnOpen', 'workspaceLm.retrainOnChanges', 'workspaceLm.allowHomeFolder', 'workspaceLm.include', 'workspaceLm.exclude'];
 
 /** A settings store like VS Code's: the user's value, else the declared default. */
 function store(user: Record<string, unknown> = {}): SettingsStore {
@@ -133,6 +133,6 @@ test('Config refuses a setting package.json does not declare', () => {
 });
 
 test('settings that spend the machine are machine-scoped: a repository\'s .vscode/settings.json cannot set them', () => {
-  const spending = ['preset', 'threads', 'maxMinutes', 'epochs', 'memoryCapMb', 'autoTrainOnOpen', 'retrainOnChanges'].map((k) => `workspaceLm.${k}`);
+  const spending = ['preset', 'threads', 'maxMinutes', 'epochs', 'memoryCapMb', 'autoTrainOnOpen', 'retrainOnChanges', 'allowHomeFolder'].map((k) => `workspaceLm.${k}`);
   for (const key of spending) assert.equal((schema[key] as { scope?: string } | undefined)?.scope, 'machine', key);
 });

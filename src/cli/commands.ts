@@ -27,7 +27,7 @@ export const USAGE = `workspace-lm — train a small GPT on a code folder and co
 Usage:
   workspace-lm train <folder> [--out DIR] [--preset tiny|small|seed] [--epochs N] [--max-steps N]
                      [--minutes M] [--threads N] [--fanout N] [--checkpoint-every N] [--seed N]
-                     [--memory-cap MB] [--resume | --retrain] [--json]
+                     [--memory-cap MB] [--resume | --retrain] [--allow-home] [--json]
   workspace-lm complete --checkpoint DIR [--model served|gpt|counts] [--mode line|block]
                      [--max-tokens N] [--temperature T] [--top-p P] [--file PATH]
                      (reads a document on stdin and prints what the editor would suggest at its
@@ -61,6 +61,8 @@ Options:
   --resume       continue the run in --out from its newest checkpoint
   --retrain      after the files changed: a new run from the previous model's weights
                  (only changed files are re-read and re-encoded)
+  --allow-home   train a folder that is your home folder, one of its ancestors or a filesystem
+                 root (refused otherwise: it holds far more than a project, secrets included)
   --json         one JSON object per line instead of a progress bar
   --verbose      show stack traces on errors
 `;
@@ -93,6 +95,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     out: { type: 'string' }, preset: { type: 'string' }, epochs: { type: 'string' }, 'max-steps': { type: 'string' },
     minutes: { type: 'string' }, threads: { type: 'string' }, 'checkpoint-every': { type: 'string' }, seed: { type: 'string' },
     fanout: { type: 'string' }, 'memory-cap': { type: 'string' }, resume: { type: 'boolean' }, retrain: { type: 'boolean' }, json: { type: 'boolean' },
+    'allow-home': { type: 'boolean' },
   });
   if (positionals.length !== 1) throw new UsageError('train needs exactly one folder: workspace-lm train <folder>');
   const folder = path.resolve(positionals[0]!);
@@ -133,7 +136,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   try {
     if (values.resume === true && values.retrain === true) throw new UsageError('--resume and --retrain exclude each other');
-    await runTraining({ folders: [folder], outDir, preset, train, threads, fanout, resume: values.resume === true, retrain: values.retrain === true, signal: controller.signal, ...(memoryCapMb !== undefined ? { memoryCapMb } : {}) }, emit);
+    await runTraining({ folders: [folder], outDir, preset, train, threads, fanout, resume: values.resume === true, retrain: values.retrain === true, signal: controller.signal, ...(values['allow-home'] === true ? { allowHomeOrRoot: true } : {}), ...(memoryCapMb !== undefined ? { memoryCapMb } : {}) }, emit);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

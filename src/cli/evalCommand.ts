@@ -9,7 +9,7 @@ import { resolveCheckpointArg, runsHome } from '../run/layout';
 import { formatBytes, formatDuration } from './progressBar';
 
 export const EVAL_USAGE = `  workspace-lm eval --checkpoint DIR [<folder>] [--json] [--cuts N] [--seed S] [--order N]
-                     [--all-files] [--max-bytes N]
+                     [--all-files] [--max-bytes N] [--allow-home]
                      (held-out loss, bits per byte and next-line exact match / edit similarity of
                      the model as served (the GPT mixed with the n-gram and copy models), of the GPT
                      alone, of the counts alone (n-gram + copy) and of a Kneser-Ney n-gram baseline;
@@ -93,7 +93,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
       args: argv, allowPositionals: true, strict: true,
       options: {
         checkpoint: { type: 'string' }, json: { type: 'boolean' }, cuts: { type: 'string' }, seed: { type: 'string' }, order: { type: 'string' },
-        beam: { type: 'string' }, 'all-files': { type: 'boolean' }, 'max-bytes': { type: 'string' }, verbose: { type: 'boolean' },
+        beam: { type: 'string' }, 'all-files': { type: 'boolean' }, 'allow-home': { type: 'boolean' }, 'max-bytes': { type: 'string' }, verbose: { type: 'boolean' },
       },
     });
   } catch (e) {
@@ -110,6 +110,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
   let lastDraw = 0;
   const report = await runEvaluation({
     checkpoint,
+    ...(values['allow-home'] === true ? { allowHomeOrRoot: true } : {}),
     ...(positionals[0] !== undefined ? { folder: positionals[0] } : {}),
     allFiles: values['all-files'] === true,
     cuts: intArg(values.cuts, 'cuts', 1) ?? 300,

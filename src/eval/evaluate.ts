@@ -53,6 +53,8 @@ export interface EvalOptions {
   checkpoint: string;
   /** Where the held-out files are (the folder the run trained on), or another folder to evaluate. */
   folder?: string;
+  /** Index a folder that is the home folder, an ancestor of it, or a filesystem root. */
+  allowHomeOrRoot?: boolean;
   /** Evaluate every file of `folder`, even if it holds the run's held-out files. */
   allFiles?: boolean;
   /** Next-line cut points (default 300). */
@@ -117,7 +119,7 @@ async function loadDocuments(opts: EvalOptions, runDir: string | null, meta: Par
     throw new Error('eval needs the folder the run trained on (its held-out files are listed in data/meta.json by relative path): workspace-lm eval --checkpoint DIR <folder>');
   }
   const folder = path.resolve(root);
-  const corpus = await indexFolder(folder, { maxFileBytes: DEFAULT_DATA.maxFileBytes, ...(runDir !== null ? { excludeDirs: [runDir] } : {}) });
+  const corpus = await indexFolder(folder, { maxFileBytes: DEFAULT_DATA.maxFileBytes, ...(runDir !== null ? { excludeDirs: [runDir] } : {}), ...(opts.allowHomeOrRoot === true ? { allowHomeOrRoot: true } : {}) });
   const valFiles = meta?.val_files ?? [];
   if (opts.allFiles !== true && valFiles.length > 0) {
     // Read through the same corpus pipeline as training (same redaction), so the text matches.

@@ -28,6 +28,7 @@ export function registerCommands(ctx: vscode.ExtensionContext, st: ExtensionStat
         folders, outDir: st.runDir, preset: st.config.preset, resume: !retrain, retrain, memoryCapMb: st.config.memoryCapMb,
         ...(threads > 0 ? { threads } : {}), ...(maxMinutes > 0 ? { maxMinutes } : {}), ...(epochs > 0 ? { epochs } : {}),
         excludeGlobs: [...st.config.editorExcludes, ...st.config.exclude], includeGlobs: st.config.include,
+        ...(st.config.allowHomeFolder ? { allowHomeOrRoot: true } : {}),
       });
     } catch (e) {
       st.output.error(`could not start training: ${(e as Error).message}`);

@@ -88,6 +88,10 @@ export class Config {
   get retrainOnChanges(): boolean {
     return this.value('retrainOnChanges');
   }
+  /** Train even when a workspace folder is the home folder or a filesystem root. */
+  get allowHomeFolder(): boolean {
+    return this.value('allowHomeFolder');
+  }
   /** Glob patterns to train on (empty = every text file not excluded). */
   get include(): string[] {
     return this.value('include');

@@ -64,6 +64,7 @@ export class TrainingService {
       {
         folders: p.folders, outDir: p.outDir, preset, resume: p.retrain === true ? false : p.resume ?? true, retrain: p.retrain === true, control,
         ...(p.threads !== undefined ? { threads: p.threads } : {}), train,
+        ...(p.allowHomeOrRoot === true ? { allowHomeOrRoot: true } : {}),
         ...(typeof p.memoryCapMb === 'number' && p.memoryCapMb >= 256 ? { memoryCapMb: p.memoryCapMb } : {}),
         ...(Array.isArray(p.excludeGlobs) ? { excludeGlobs: p.excludeGlobs.filter((g) => typeof g === 'string') } : {}),
         ...(Array.isArray(p.includeGlobs) && p.includeGlobs.length > 0 ? { includeGlobs: p.includeGlobs.filter((g) => typeof g === 'string') } : {}),

@@ -51,6 +51,8 @@ export interface StartTrainingParams {
   memoryCapMb?: number;
   /** Continue the run in outDir from its newest checkpoint (if any). */
   resume?: boolean;
+  /** Train a folder that is the home folder, an ancestor of it, or a filesystem root (refused otherwise). */
+  allowHomeOrRoot?: boolean;
   /** Retrain on changes: a new run from the previous model's weights, re-reading only changed files. */
   retrain?: boolean;
   /** Extra exclude globs (VS Code's files.exclude and the extension's settings). */
