@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildDataset, BuildInput } from '../src/corpus/datasetBuilder';
@@ -71,6 +71,23 @@ test('a change of the redaction rules (here extraSecretPatterns) re-reads every 
   assert.ok(decoded(withPattern).includes('<SECRET:custom>'));
   const again = await buildDataset({ ...base, tokenizerJson: first.tokenizerJson, extraSecretPatterns: ['ACME-[0-9]{6}'] }, quiet);
   assert.equal(again.stats.filesRead, 0, 'and the cache is keyed by them from then on');
+});
+
+test('a kill between the cache\'s two renames (a new files.bin, the old files.json) is detected: the files are read again, never misread', async () => {
+  const dir = fixture();
+  const cacheDir = join(dir, '..', `${dir.split('/').pop()}-data`);
+  const base: BuildInput = { folders: [dir], excludeDirs: [], vocabSize: 400, tokenizerJson: null, cacheDir };
+  const first = await buildDataset(base, quiet);
+  const index = readFileSync(join(cacheDir, 'files.json'));
+  // Another build writes its files.bin; the kill comes before its files.json: the old index stays.
+  writeFileSync(join(dir, 'mod0.ts'), 'export const other = 1;\n'.repeat(50));
+  utimesSync(join(dir, 'mod0.ts'), new Date(), new Date(Date.now() + 5000));
+  await buildDataset({ ...base, tokenizerJson: first.tokenizerJson }, quiet);
+  writeFileSync(join(cacheDir, 'files.json'), index);
+  const after = await buildDataset({ ...base, tokenizerJson: first.tokenizerJson }, quiet);
+  assert.equal(after.stats.filesReused, 0, 'the index does not vouch for this files.bin');
+  const full = await buildDataset({ folders: [dir], excludeDirs: [], vocabSize: 400, tokenizerJson: first.tokenizerJson }, quiet);
+  assert.deepEqual(after.train, full.train);
 });
 
 test('when most of the code changed, a reused tokenizer is retrained (if allowed)', async () => {

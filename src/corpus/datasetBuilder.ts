@@ -30,7 +30,8 @@ import { FILE_TOKENS_BIN, FILE_TOKENS_INDEX } from '../run/layout';
 export const TOKENIZER_DRIFT = 0.3;
 
 interface CacheEntry { path: string; size: number; mtimeMs: number; length: number; offset: number; tokens: number; secrets?: Record<string, number> }
-interface CacheIndex { format: 'workspace-lm/file-tokens'; version: 2; tokenizer: string; redaction: string; entries: CacheEntry[] }
+/** files.json. `bin` is the sha256 of the files.bin it indexes: a kill between the two renames (a new files.bin, the old index) is detected, never read as tokens of other files. */
+interface CacheIndex { format: 'workspace-lm/file-tokens'; version: 3; tokenizer: string; redaction: string; bin: string; entries: CacheEntry[] }
 
 const tokenizerId = (json: unknown): string => createHash('sha256').update(JSON.stringify(json)).digest('hex');
 
@@ -38,8 +39,9 @@ async function readCache(dir: string, tokenizer: string, redaction: string): Pro
   try {
     const index = JSON.parse(await fs.readFile(path.join(dir, FILE_TOKENS_INDEX), 'utf8')) as CacheIndex;
     // Another tokenizer, or tokens redacted under other rules (or other extra patterns): not reusable.
-    if (index.format !== 'workspace-lm/file-tokens' || index.version !== 2 || index.tokenizer !== tokenizer || index.redaction !== redaction) return null;
+    if (index.format !== 'workspace-lm/file-tokens' || index.version !== 3 || index.tokenizer !== tokenizer || index.redaction !== redaction) return null;
     const bin = await fs.readFile(path.join(dir, FILE_TOKENS_BIN));
+    if (createHash('sha256').update(bin).digest('hex') !== index.bin) return null;
     const tokens = new Uint16Array(Uint8Array.prototype.slice.call(bin).buffer);
     const entries = new Map(index.entries.filter((e) => e.offset + e.tokens <= tokens.length).map((e) => [e.path, e]));
     return { entries, tokens };
@@ -59,9 +61,9 @@ async function writeCache(dir: string, tokenizer: string, redaction: string, doc
     offset += ids.length;
   }
   await fs.mkdir(dir, { recursive: true });
-  const index: CacheIndex = { format: 'workspace-lm/file-tokens', version: 2, tokenizer, redaction, entries };
-  // files.bin first, the index last: an index never points into a shorter file.
-  await writeAtomic(path.join(dir, FILE_TOKENS_BIN), new Uint8Array(bin.buffer));
+  // files.bin first, the index last; the index names the files.bin it was made for.
+  const binHash = await writeAtomic(path.join(dir, FILE_TOKENS_BIN), new Uint8Array(bin.buffer));
+  const index: CacheIndex = { format: 'workspace-lm/file-tokens', version: 3, tokenizer, redaction, bin: binHash, entries };
   await writeAtomic(path.join(dir, FILE_TOKENS_INDEX), JSON.stringify(index));
 }
 
