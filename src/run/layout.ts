@@ -15,6 +15,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { writeAtomic } from './atomicFile';
+import { parseJsonFile, readRegularFile, READ_LIMITS } from './safeRead';
 
 /** The run folder's name inside a workspace folder (the CLI's default --out; never indexed). */
 export const RUN_DIR_NAME = '.workspace-lm';
@@ -136,7 +137,8 @@ export interface DatasetMeta {
 export async function readDatasetMeta(runDir: string): Promise<Partial<DatasetMeta> | null> {
   let raw: unknown;
   try {
-    raw = JSON.parse(await fs.readFile(runPaths(runDir).meta, 'utf8'));
+    const file = runPaths(runDir).meta;
+    raw = parseJsonFile(await readRegularFile(file, READ_LIMITS.datasetMeta, { allowSymlinkWithin: runDir }), file);
   } catch {
     return null;
   }
