@@ -16,7 +16,7 @@ It writes checkpoints in workspace-lm's layout, which `workspace-lm import OUT` 
 as the served model:
 
     OUT/checkpoints/step-NNNNNNN/{model.safetensors, config.json, tokenizer.json,
-                                   torch_state.json, optimizer.pt}
+                                   torch_state.json, torch_optimizer.safetensors}
     OUT/{model.safetensors, config.json, tokenizer.json, torch_state.json}   (newest)
 
 Launching (see README.md in the bundle):
@@ -55,12 +55,17 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gpt2_torch import (  # noqa: E402
-    GPT2, Attention, CheckpointError, GPT2Config, load_checkpoint, save_safetensors,
+    GPT2, Attention, CheckpointError, GPT2Config, load_checkpoint, load_safetensors, save_safetensors,
 )
 
 STATE_FORMAT = "workspace-lm/torch-train-state"
 MODEL, CONFIG, TOKENIZER, STATE, OPTIMIZER = (
-    "model.safetensors", "config.json", "tokenizer.json", "torch_state.json", "optimizer.pt")
+    "model.safetensors", "config.json", "tokenizer.json", "torch_state.json", "torch_optimizer.safetensors")
+# What train_torch.py wrote before the optimizer was stored as safetensors: a pickle, which
+# --resume never loads (unpickling a file can run any code it names; torch 1.13's
+# weights_only unpickler cannot read an optimizer's state: it has no floats).
+LEGACY_OPTIMIZER = "optimizer.pt"
+OPTIMIZER_FORMAT = "workspace-lm/torch-optimizer"
 # The workspace-lm defaults (src/ml/config.ts), used when the bundle has no train_config.json.
 DEFAULTS = dict(batch_size=8, learning_rate=1e-3, min_lr_ratio=0.1, warmup_fraction=0.05,
                 warmup_max_steps=200, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1,
@@ -204,6 +209,77 @@ def checkpoint_dirs(out):
     return [os.path.join(root, n) for n in reversed(names)]
 
 
+def save_optimizer(path, optimizer, scaler):
+    """The optimizer's and the loss scaler's state as safetensors: the per-parameter tensors
+    (state.<index>.<name>, e.g. exp_avg) and, as JSON in the metadata, the parameter groups,
+    any non-tensor per-parameter values and the scaler's numbers. Data only: reading it back
+    runs no code (a torch.save pickle can)."""
+    sd = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, values in sd["state"].items():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{index}.{name}"] = value.detach().cpu()
+            else:
+                scalars[f"{index}.{name}"] = value
+    save_safetensors(path, tensors, {
+        "format": OPTIMIZER_FORMAT, "version": "1",
+        "param_groups": json.dumps(sd["param_groups"]),
+        "scalars": json.dumps(scalars),
+        "scaler": json.dumps(scaler.state_dict()),
+    })
+
+
+def load_optimizer(path, optimizer, scaler, device):
+    """Restores what save_optimizer wrote, checking it against this optimizer's parameters."""
+    try:
+        tensors, meta = load_safetensors(path)
+    except FileNotFoundError:
+        legacy = os.path.join(os.path.dirname(path), LEGACY_OPTIMIZER)
+        if os.path.lexists(legacy):
+            raise BundleError(f"{legacy} is a pickle written by an older train_torch.py, which --resume does not "
+                              "load (unpickling can run code): train on from its model.safetensors instead "
+                              "(copy it into the bundle, no --resume)") from None
+        raise BundleError(f"missing {path}: cannot --resume without the optimizer's state") from None
+    except CheckpointError as e:
+        raise BundleError(str(e)) from None
+    if meta.get("format") != OPTIMIZER_FORMAT or meta.get("version") != "1":
+        raise BundleError(f"{path}: not a train_torch.py optimizer state (format {meta.get('format')!r})")
+    try:
+        groups = json.loads(meta["param_groups"])
+        scalars = json.loads(meta.get("scalars", "{}"))
+        scaler_state = json.loads(meta.get("scaler", "{}"))
+    except (KeyError, ValueError) as e:
+        raise BundleError(f"{path}: damaged metadata ({e})") from None
+    ours = optimizer.param_groups
+    if not isinstance(groups, list) or len(groups) != len(ours) or not all(
+            isinstance(g, dict) and isinstance(g.get("params"), list) and len(g["params"]) == len(o["params"])
+            for g, o in zip(groups, ours)):
+        raise BundleError(f"{path}: parameter groups do not match this model")
+    for g in groups:
+        if isinstance(g.get("betas"), list):
+            g["betas"] = tuple(g["betas"])
+    params = {i: p for g, o in zip(groups, ours) for i, p in zip(g["params"], o["params"])}
+    state = {}
+    for name, t in tensors.items():
+        parts = name.split(".")
+        if len(parts) != 3 or parts[0] != "state" or not parts[1].isdigit() or int(parts[1]) not in params:
+            raise BundleError(f"{path}: unexpected tensor {name!r}")
+        index, key = int(parts[1]), parts[2]
+        if key in ("exp_avg", "exp_avg_sq") and tuple(t.shape) != tuple(params[index].shape):
+            raise BundleError(f"{path}: {name} has shape {list(t.shape)}, the parameter {list(params[index].shape)}")
+        state.setdefault(index, {})[key] = t.to(device)
+    if not isinstance(scalars, dict) or not isinstance(scaler_state, dict):
+        raise BundleError(f"{path}: damaged metadata")
+    for key, value in scalars.items():
+        index, _, name = key.partition(".")
+        if not index.isdigit() or int(index) not in params or not isinstance(value, (int, float, bool)):
+            raise BundleError(f"{path}: unexpected value {key!r}")
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+    scaler.load_state_dict(scaler_state)
+
+
 def save_checkpoint(out, step, model, optimizer, scaler, bundle, state, keep):
     """Writes checkpoints/step-NNNNNNN under a temporary name, fsyncs, renames it into place,
     then mirrors its files at the top of OUT and keeps the newest `keep` (rank 0 only)."""
@@ -219,8 +295,7 @@ def save_checkpoint(out, step, model, optimizer, scaler, bundle, state, keep):
                          {"format": "pt", "producer": "workspace-lm train_torch.py", "step": str(step)})
         shutil.copyfile(os.path.join(bundle, CONFIG), os.path.join(tmp, CONFIG))
         shutil.copyfile(os.path.join(bundle, TOKENIZER), os.path.join(tmp, TOKENIZER))
-        torch.save({"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()},
-                   os.path.join(tmp, OPTIMIZER))
+        save_optimizer(os.path.join(tmp, OPTIMIZER), optimizer, scaler)
         with open(os.path.join(tmp, STATE), "w", encoding="utf-8") as f:
             json.dump(state, f, indent=1)
             f.write("\n")
@@ -502,9 +577,7 @@ def train(args, world, rank, local_world, device):
     else:
         scaler = torch.cuda.amp.GradScaler(enabled=dtype == torch.float16)
     if resumed is not None:
-        saved = torch.load(os.path.join(checkpoint_dirs(out)[0], OPTIMIZER), map_location=device)
-        optimizer.load_state_dict(saved["optimizer"])
-        scaler.load_state_dict(saved["scaler"])
+        load_optimizer(os.path.join(checkpoint_dirs(out)[0], OPTIMIZER), optimizer, scaler, device)
     ddp_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else model
 
     log("start", f"{init} | {params / 1e6:.2f}M params | {world} process(es) on {device.type} ({str(dtype)[6:]}) | "

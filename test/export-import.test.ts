@@ -202,6 +202,47 @@ test('DDP equals one process with the global batch; the torchrun environment (RA
   closeRel(ddp.find((e) => e.event === 'step')!.loss as number, a[0]!, 1e-5, 'step 1: mp.spawn 2x4 vs one process x8');
 });
 
+test('train_torch.py --resume: the optimizer comes back from safetensors exactly, and a pickle in --out is never unpickled', needsTorch, async () => {
+  requireTorch();
+  const common = ['train_torch.py', '--max-steps', '4', '--checkpoint-every', '2', '--eval-every', '0', '--batch-size', '4', '--json'];
+  const through = join(tmp, 'resume-through');
+  const full = await python([...common, '--out', through], { cwd: bundle });
+  assert.equal(full.status, 0, full.stderr);
+  const lossAt = (out: string): Map<number, number> => new Map(events(out).filter((e) => e.event === 'step').map((e) => [e.step as number, e.loss as number]));
+  const want = lossAt(full.stdout);
+  assert.deepEqual([...want.keys()], [1, 2, 3, 4]);
+  const ckpt = join(through, 'checkpoints', 'step-0000002');
+  assert.ok(existsSync(join(ckpt, 'torch_optimizer.safetensors')) && !existsSync(join(ckpt, 'optimizer.pt')), 'the optimizer is stored as safetensors');
+  // Resumed from step 2: steps 3 and 4 are the uninterrupted run's (same moments, same batches).
+  const resumed = join(tmp, 'resume-from-2');
+  cpSync(through, resumed, { recursive: true });
+  rmSync(join(resumed, 'checkpoints', 'step-0000004'), { recursive: true });
+  const r = await python([...common, '--resume', '--out', resumed], { cwd: bundle });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(events(r.stdout).find((e) => e.event === 'start')!.start_step, 2);
+  const got = lossAt(r.stdout);
+  assert.deepEqual([...got.keys()], [3, 4]);
+  for (const s of [3, 4]) closeRel(got.get(s)!, want.get(s)!, 1e-5, `step ${s}: resumed vs uninterrupted`);
+
+  // A hostile --out: the newest checkpoint carries an optimizer.pt whose unpickling runs a command.
+  const hostile = join(tmp, 'resume-hostile');
+  cpSync(through, hostile, { recursive: true });
+  const marker = join(tmp, 'pickle-ran');
+  const newest = join(hostile, 'checkpoints', 'step-0000004');
+  rmSync(join(newest, 'torch_optimizer.safetensors'));
+  const make = await python(['-c', [
+    'import os, sys, torch',
+    'class Payload:',
+    '    def __reduce__(self): return (os.system, ("touch " + sys.argv[2],))',
+    'torch.save({"optimizer": Payload(), "scaler": {}}, sys.argv[1])',
+  ].join('\n'), join(newest, 'optimizer.pt'), marker], { cwd: tmp });
+  assert.equal(make.status, 0, make.stderr);
+  const h = await python([...common, '--max-steps', '6', '--resume', '--out', hostile], { cwd: bundle });
+  assert.ok(!existsSync(marker), 'train_torch.py --resume unpickled optimizer.pt (and ran the command in it)');
+  assert.notEqual(h.status, 0);
+  assert.match(h.stderr, /optimizer\.pt is a pickle written by an older train_torch\.py, which --resume does not load/);
+});
+
 test('import: the PyTorch result becomes the served model; complete works; its logits equal PyTorch\'s', needsTorch, async () => {
   requireTorch();
   const before = readdirSync(join(runDir, 'checkpoints')).sort();

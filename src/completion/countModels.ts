@@ -20,6 +20,7 @@ import { appendScores, emptyScores, fitServedWeights, ServedWeights, TokenScores
 import { tokensFromBytes } from '../ml/dataset';
 import { findRunDir, readDatasetMeta, runPaths } from '../run/layout';
 import { TOKENIZER_FILE } from '../run/layout';
+import { readRegularFile, READ_LIMITS } from '../run/safeRead';
 import * as path from 'node:path';
 
 /** The n-gram and copy models of a run's training tokens. */
@@ -123,8 +124,8 @@ export async function loadCountModels(dir: string, model: Gpt, tokenizer: BpeTok
   const run = runPaths(runDir);
   // train.bin is in the tokenizer of data/; a checkpoint from before a tokenizer change is not.
   const [ours, theirs] = await Promise.all([
-    fs.readFile(path.join(dir, TOKENIZER_FILE), 'utf8').catch(() => null),
-    fs.readFile(run.dataTokenizer, 'utf8').catch(() => null),
+    readRegularFile(path.join(dir, TOKENIZER_FILE), READ_LIMITS.tokenizer, { allowSymlinkWithin: dir }).then((b) => b.toString('utf8'), () => null),
+    readRegularFile(run.dataTokenizer, READ_LIMITS.tokenizer, { allowSymlinkWithin: runDir }).then((b) => b.toString('utf8'), () => null),
   ]);
   if (ours === null || theirs === null || ours !== theirs) return { skipped: 'the training data was re-tokenized since this checkpoint' };
   const st = await fs.stat(run.trainBin).catch(() => null);
@@ -132,12 +133,12 @@ export async function loadCountModels(dir: string, model: Gpt, tokenizer: BpeTok
   const key = `${run.trainBin}|${st.size}|${st.mtimeMs}|${tokenizer.vocabSize}`;
   if (lastCounts?.key !== key) {
     lastCounts = null; // let the old models go before building the new ones
-    const tokens = tokensFromBytes(await fs.readFile(run.trainBin));
+    const tokens = tokensFromBytes(await readRegularFile(run.trainBin, READ_LIMITS.datasetBin, { allowSymlinkWithin: runDir }));
     const meta = await readDatasetMeta(runDir);
     lastCounts = { key, counts: buildCountModels(tokens, tokenizer, meta?.train_paths) };
   }
   const counts = lastCounts.counts;
-  const val = await fs.readFile(run.valBin).catch(() => null);
+  const val = await readRegularFile(run.valBin, READ_LIMITS.datasetBin, { allowSymlinkWithin: runDir }).catch(() => null);
   const docs = val === null ? [] : fitDocuments(tokensFromBytes(val), tokenizer.eotId);
   if (docs.length === 0) return { skipped: 'no held-out tokens to fit the mixture on' };
   return { counts, weights: fitServedWeights(await scoreForFit(model, counts, docs), counts.kn.order) };

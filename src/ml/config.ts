@@ -283,17 +283,49 @@ export function isPresetName(name: string): name is PresetName {
   return Object.prototype.hasOwnProperty.call(PRESETS, name);
 }
 
+/**
+ * The largest model this code builds or loads. A config.json comes from wherever a model folder
+ * came from, and its numbers size every allocation (a layout entry per layer, the weights, an
+ * inference session's caches): `n_layer: 1e8` alone would build a billion objects and end the
+ * process with an uncatchable out-of-memory. Each bound is far above what trains on a CPU and
+ * at least GPT-2 large's (36 layers, d 1280, 20 heads, context 1024).
+ */
+export const MODEL_LIMITS = {
+  /** Token ids are uint16 in train.bin / val.bin (nanoGPT layout). */
+  vocabSize: 65_536,
+  /** Positions: GPT-2's 1024 ×8; the attention scratch bound below is what limits long contexts with many heads. */
+  contextLength: 8192,
+  /** GPT-2 XL's width is 1600; 4096 is a 7B-class width. */
+  dModel: 4096,
+  /** GPT-2 XL has 48. */
+  nLayer: 64,
+  /** GPT-2 XL has 25; more than 64 heads at these widths is no model anyone trains. */
+  nHead: 64,
+  /**
+   * Floats an inference session allocates for one sequence of the full context: the attention
+   * scratch (nHead × context²) plus the KV cache (2 × nLayer × context × dModel). 2^27 floats =
+   * 512 MB; GPT-2 large needs ~115M, our presets under 1M.
+   */
+  sessionFloats: 2 ** 27,
+} as const;
+
 export function validateModelConfig(cfg: ModelConfig): void {
   const ints: (keyof ModelConfig)[] = ['vocabSize', 'contextLength', 'dModel', 'nLayer', 'nHead'];
   for (const k of ints) {
     const v = cfg[k];
     if (!Number.isInteger(v) || v <= 0) throw new Error(`model config: ${k} must be a positive integer, got ${String(v)}`);
+    // Checked before any product below: every one of them then stays an exact integer.
+    if (v > MODEL_LIMITS[k]) {
+      throw new Error(`model config: ${k} ${v} exceeds ${MODEL_LIMITS[k]}${k === 'vocabSize' ? ' (token ids are uint16 in the dataset)' : ' (the largest model this build loads)'}`);
+    }
   }
   if (cfg.dModel % cfg.nHead !== 0) {
     throw new Error(`model config: dModel ${cfg.dModel} is not divisible by nHead ${cfg.nHead}`);
   }
-  // Token ids are stored as uint16 in train.bin/val.bin (nanoGPT layout).
-  if (cfg.vocabSize > 65_536) throw new Error(`model config: vocabSize ${cfg.vocabSize} exceeds 65536 (uint16 dataset)`);
+  const session = cfg.nHead * cfg.contextLength ** 2 + 2 * cfg.nLayer * cfg.contextLength * cfg.dModel;
+  if (session > MODEL_LIMITS.sessionFloats) {
+    throw new Error(`model config: ${cfg.nHead} heads × context ${cfg.contextLength} with ${cfg.nLayer} layers of width ${cfg.dModel} need ${session} floats of attention scratch and KV cache per sequence, more than ${MODEL_LIMITS.sessionFloats}`);
+  }
 }
 
 /** Hugging Face GPT-2 config.json for a model of this shape (what PyTorch readers expect). */
@@ -318,23 +350,30 @@ export function toHfConfig(cfg: ModelConfig): Record<string, unknown> {
   };
 }
 
-/** Inverse of toHfConfig; accepts any GPT-2 config.json and checks what we support. */
+/** Inverse of toHfConfig; accepts any GPT-2 config.json and checks what we support (and MODEL_LIMITS). */
 export function fromHfConfig(json: unknown): ModelConfig {
-  if (typeof json !== 'object' || json === null) throw new Error('config.json: expected a JSON object');
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error('config.json: expected a JSON object');
   const j = json as Record<string, unknown>;
-  if (j['model_type'] !== undefined && j['model_type'] !== 'gpt2') {
-    throw new Error(`config.json: model_type "${String(j['model_type'])}" is not supported (expected "gpt2")`);
+  const own = (key: string): unknown => (Object.prototype.hasOwnProperty.call(j, key) ? j[key] : undefined);
+  // What a config says is echoed in errors: short, on one line (a config.json could hold anything).
+  const shown = (v: unknown): string => {
+    const t = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+    return (t.length > 40 ? t.slice(0, 40) + '…' : t).replace(/[\u0000-\u001f\u007f]/g, '?');
+  };
+  if (own('model_type') !== undefined && own('model_type') !== 'gpt2') {
+    throw new Error(`config.json: model_type "${shown(own('model_type'))}" is not supported (expected "gpt2")`);
   }
   const num = (key: string): number => {
-    const v = j[key];
+    const v = own(key);
     if (typeof v !== 'number') throw new Error(`config.json: missing numeric "${key}"`);
     return v;
   };
-  const act = j['activation_function'];
+  const act = own('activation_function');
   if (act !== undefined && act !== 'gelu_new' && act !== 'gelu_pytorch_tanh') {
-    throw new Error(`config.json: activation_function "${String(act)}" is not supported (expected "gelu_new")`);
+    throw new Error(`config.json: activation_function "${shown(act)}" is not supported (expected "gelu_new")`);
   }
-  if (j['n_inner'] !== undefined && j['n_inner'] !== null && j['n_inner'] !== 4 * num('n_embd')) {
+  const inner = own('n_inner');
+  if (inner !== undefined && inner !== null && inner !== 4 * num('n_embd')) {
     throw new Error('config.json: n_inner other than 4*n_embd is not supported');
   }
   const cfg: ModelConfig = {
@@ -344,6 +383,14 @@ export function fromHfConfig(json: unknown): ModelConfig {
     nLayer: num('n_layer'),
     nHead: num('n_head'),
   };
-  validateModelConfig(cfg);
+  const keys: Record<keyof ModelConfig, string> = { vocabSize: 'vocab_size', contextLength: 'n_positions', dModel: 'n_embd', nLayer: 'n_layer', nHead: 'n_head' };
+  try {
+    validateModelConfig(cfg);
+  } catch (e) {
+    // In config.json's own words.
+    let m = (e as Error).message.replace(/^model config: /, '');
+    for (const [k, hf] of Object.entries(keys)) m = m.replace(new RegExp(`\\b${k}\\b`, 'g'), hf);
+    throw new Error(`config.json: ${m}`);
+  }
   return cfg;
 }

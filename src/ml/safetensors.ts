@@ -65,58 +65,168 @@ export interface DecodedSafetensors {
   metadata: Record<string, string>;
 }
 
-/** Parses and validates a safetensors file; every error names what is wrong. `what` names the file in errors. */
-export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors file'): DecodedSafetensors {
-  assertLittleEndian();
-  if (bytes.length < 8) throw new Error(`${what}: truncated (${bytes.length} bytes, no header)`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLen = Number(view.getBigUint64(0, true));
-  if (headerLen > bytes.length - 8 || headerLen > 100_000_000) {
-    throw new Error(`${what}: header length ${headerLen} exceeds the file size ${bytes.length}: truncated or not a safetensors file`);
+/**
+ * Largest header this reader parses. A header lists each tensor's name, dtype, shape and offsets
+ * (~100 bytes a tensor): 16 MB is ~150K tensors, far beyond any GPT-2 (ours has 12 per layer).
+ * Bounding it first keeps a hostile length field from making the reader allocate gigabytes.
+ */
+export const MAX_HEADER_BYTES = 16 << 20;
+
+/** One tensor of a header: byte range [begin, end) relative to the start of the data section. */
+export interface TensorEntry { name: string; dtype: SafeDType; shape: number[]; begin: number; end: number }
+
+export interface SafetensorsHeader {
+  /** Bytes of JSON after the 8-byte length. */
+  headerLength: number;
+  /** Offset of the data section in the file (8 + headerLength). */
+  dataStart: number;
+  /** In the header's order. */
+  tensors: Map<string, TensorEntry>;
+  metadata: Record<string, string>;
+}
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+/** The header length in the first 8 bytes of a file of `fileSize` bytes, checked against the file size and MAX_HEADER_BYTES. */
+export function safetensorsHeaderLength(first8: Uint8Array, fileSize: number, what = 'safetensors file'): number {
+  if (fileSize < 8 || first8.length < 8) throw new Error(`${what}: truncated (${fileSize} bytes, no header)`);
+  const len = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
+  if (len > BigInt(fileSize - 8)) {
+    throw new Error(`${what}: header length ${len} exceeds the file size ${fileSize}: truncated or not a safetensors file`);
   }
-  let header: Record<string, unknown>;
+  if (len > BigInt(MAX_HEADER_BYTES)) throw new Error(`${what}: header length ${len} exceeds the ${MAX_HEADER_BYTES}-byte limit: not a model this reader loads`);
+  return Number(len);
+}
+
+/**
+ * Parses and validates the header of a safetensors file of `fileSize` bytes from its first bytes
+ * (`bytes` must hold at least 8 + the header length; the data need not be there). Every tensor's
+ * dtype, shape and range is checked; the ranges must tile the data section exactly, as the
+ * reference implementation demands: no range outside the file, no two overlapping (aliased)
+ * tensors, no gap, nothing after the last. Errors name `what` (the file) and the tensor.
+ */
+export function parseSafetensorsHeader(bytes: Uint8Array, fileSize: number, what = 'safetensors file'): SafetensorsHeader {
+  const headerLength = safetensorsHeaderLength(bytes, fileSize, what);
+  if (bytes.length < 8 + headerLength) throw new Error(`${what}: the header (${headerLength} bytes) was not read whole`);
+  let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLen))) as Record<string, unknown>;
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)));
   } catch (e) {
-    throw new Error(`${what}: header is not valid JSON (${(e as Error).message})`);
+    // V8 quotes the text around a syntax error: keep the file's content out of the message.
+    const m = (e as Error).message.replace(/\s+/g, ' ');
+    throw new Error(`${what}: header is not valid JSON (${/"|is not valid JSON$/.test(m) ? 'syntax error' : m.slice(0, 200)})`);
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new Error(`${what}: header is not a JSON object`);
-  const dataStart = 8 + headerLen;
-  const dataLen = bytes.length - dataStart;
-  const tensors = new Map<string, SafeTensor>();
+  if (!isRecord(header)) throw new Error(`${what}: header is not a JSON object`);
+  const dataStart = 8 + headerLength;
+  const dataLen = fileSize - dataStart;
+  const tensors = new Map<string, TensorEntry>();
   let metadata: Record<string, string> = {};
+  const shown = showName;
   for (const [name, raw] of Object.entries(header)) {
     if (name === '__metadata__') {
-      metadata = (raw ?? {}) as Record<string, string>;
+      if (raw === null) continue;
+      if (!isRecord(raw) || !Object.values(raw).every((v) => typeof v === 'string')) throw new Error(`${what}: __metadata__ must map strings to strings`);
+      metadata = raw as Record<string, string>;
       continue;
     }
-    const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    const dtype = info.dtype as SafeDType;
-    if (typeof dtype !== 'string' || !(dtype in BYTES)) throw new Error(`${what}: tensor ${name} has unsupported dtype ${String(info.dtype)}`);
-    if (!Array.isArray(info.shape) || !info.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new Error(`${what}: tensor ${name} has an invalid shape`);
-    const offs = info.data_offsets;
-    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((d) => Number.isInteger(d) && d >= 0)) throw new Error(`${what}: tensor ${name} has invalid data_offsets`);
-    const [begin, end] = offs as [number, number];
-    const shape = info.shape as number[];
-    const count = shape.reduce((a, b) => a * b, 1);
-    if (end - begin !== count * BYTES[dtype]) throw new Error(`${what}: tensor ${name} byte size ${end - begin} does not match shape [${shape.join(', ')}] of ${dtype}`);
-    if (end > dataLen) throw new Error(`${what}: tensor ${name} ends at byte ${end} but the data section has ${dataLen} bytes: the file is truncated`);
-    // Copy into an aligned buffer: the data section need not be aligned within the caller's bytes.
-    // (Uint8Array.prototype.slice explicitly: Node's Buffer#slice would return a view, not a copy.)
-    const copy = Uint8Array.prototype.slice.call(bytes, dataStart + begin, dataStart + end);
-    const buf = copy.buffer;
-    let data: SafeTensor['data'];
-    switch (dtype) {
-      case 'F32': data = new Float32Array(buf); break;
-      case 'I32': data = new Int32Array(buf); break;
-      case 'U16': data = new Uint16Array(buf); break;
-      case 'F64': data = new Float64Array(buf); break;
-      case 'I64': data = new BigInt64Array(buf); break;
-      case 'U8': data = new Uint8Array(buf); break;
+    if (!isRecord(raw)) throw new Error(`${what}: tensor ${shown(name)} is not described by an object`);
+    const dtype = raw['dtype'];
+    if (typeof dtype !== 'string' || !Object.prototype.hasOwnProperty.call(BYTES, dtype)) {
+      throw new Error(`${what}: tensor ${shown(name)} has unsupported dtype ${typeof dtype === 'string' ? shown(dtype) : typeof dtype}`);
     }
-    tensors.set(name, { dtype, shape, data });
+    const shape = raw['shape'];
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new Error(`${what}: tensor ${shown(name)} has an invalid shape`);
+    const offs = raw['data_offsets'];
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((d) => Number.isSafeInteger(d) && d >= 0) || offs[0] > offs[1]) {
+      throw new Error(`${what}: tensor ${shown(name)} has invalid data_offsets`);
+    }
+    const [begin, end] = offs as [number, number];
+    if (end > dataLen) throw new Error(`${what}: tensor ${shown(name)} ends at byte ${end} but the data section has ${dataLen} bytes: the file is truncated`);
+    // The element count, stopped as soon as it cannot fit the file (no float overflow games).
+    let count = 1;
+    for (const d of shape as number[]) {
+      count *= d;
+      if (count > dataLen) break;
+    }
+    const size = BYTES[dtype as SafeDType];
+    if (end - begin !== count * size) {
+      throw new Error(`${what}: tensor ${shown(name)} byte size ${end - begin} does not match shape [${(shape as number[]).join(', ')}] of ${dtype}`);
+    }
+    tensors.set(name, { name, dtype: dtype as SafeDType, shape: (shape as number[]).slice(), begin, end });
   }
-  return { tensors, metadata };
+  // The ranges, in file order, must tile [0, dataLen): anything else aliases one tensor's bytes
+  // as another's, or hides bytes no tensor accounts for.
+  const sorted = [...tensors.values()].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let pos = 0;
+  let prev: TensorEntry | null = null;
+  for (const t of sorted) {
+    if (t.begin < pos) throw new Error(`${what}: tensors ${shown(prev!.name)} and ${shown(t.name)} overlap (bytes [${prev!.begin}, ${prev!.end}) and [${t.begin}, ${t.end})): not a valid safetensors file`);
+    if (t.begin > pos) throw new Error(`${what}: bytes [${pos}, ${t.begin}) of the data section belong to no tensor: not a valid safetensors file`);
+    pos = t.end;
+    if (t.end > t.begin) prev = t;
+  }
+  if (pos !== dataLen) throw new Error(`${what}: ${dataLen - pos} bytes after the last tensor belong to no tensor: not a valid safetensors file`);
+  return { headerLength, dataStart, tensors, metadata };
+}
+
+/** A copy of one tensor's bytes as a typed array (aligned: the data section need not be aligned within the caller's bytes). */
+export function tensorData(bytes: Uint8Array, header: SafetensorsHeader, t: TensorEntry): SafeTensor['data'] {
+  // Uint8Array.prototype.slice explicitly: Node's Buffer#slice would return a view, not a copy.
+  const buf = Uint8Array.prototype.slice.call(bytes, header.dataStart + t.begin, header.dataStart + t.end).buffer;
+  switch (t.dtype) {
+    case 'F32': return new Float32Array(buf);
+    case 'I32': return new Int32Array(buf);
+    case 'U16': return new Uint16Array(buf);
+    case 'F64': return new Float64Array(buf);
+    case 'I64': return new BigInt64Array(buf);
+    case 'U8': return new Uint8Array(buf);
+  }
+}
+
+export interface DecodeOptions {
+  /**
+   * Decode only these tensors: each must be in the file, and any other tensor in the file is an
+   * error naming it (a model file holds its model and nothing else). Default: every tensor.
+   */
+  only?: readonly string[];
+}
+
+/** Parses and validates a safetensors file; every error names what is wrong. `what` names the file in errors. */
+export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors file', opts: DecodeOptions = {}): DecodedSafetensors {
+  assertLittleEndian();
+  const header = parseSafetensorsHeader(bytes, bytes.length, what);
+  let names: readonly string[] = [...header.tensors.keys()];
+  if (opts.only !== undefined) {
+    const missing = opts.only.filter((n) => !header.tensors.has(n));
+    if (missing.length > 0) throw new Error(`${what}: missing tensor${missing.length > 1 ? 's' : ''} ${listNames(missing)}`);
+    const wanted = new Set(opts.only);
+    const extra = names.filter((n) => !wanted.has(n));
+    if (extra.length > 0) throw unexpectedTensors(what, extra);
+    names = opts.only;
+  }
+  const tensors = new Map<string, SafeTensor>();
+  for (const name of names) {
+    const t = header.tensors.get(name)!;
+    tensors.set(name, { dtype: t.dtype, shape: t.shape, data: tensorData(bytes, header, t) });
+  }
+  return { tensors, metadata: header.metadata };
+}
+
+/** A tensor name for an error message: as it is when plain, else quoted and cut (a name could be anything, newlines included). */
+function showName(name: string): string {
+  return /^[\w.\-/:]{1,200}$/.test(name) ? name : JSON.stringify(name.length > 80 ? name.slice(0, 80) + '…' : name);
+}
+
+/** At most 5 names, then how many more. */
+export function listNames(names: readonly string[]): string {
+  return names.slice(0, 5).map(showName).join(', ') + (names.length > 5 ? ` and ${names.length - 5} more` : '');
+}
+
+/** The error for tensors a file must not have. */
+export function unexpectedTensors(what: string, names: readonly string[]): Error {
+  return new Error(`${what}: unexpected tensor${names.length > 1 ? 's' : ''} ${listNames(names)} (not part of this model): refusing a file with extra data`);
 }
 
 function assertLittleEndian(): void {

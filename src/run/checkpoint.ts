@@ -17,11 +17,13 @@ import * as path from 'node:path';
 import { fromHfConfig, ModelConfig, toHfConfig, TrainConfig } from '../ml/config';
 import { Gpt } from '../ml/gpt';
 import { AdamW } from '../ml/adamw';
-import { decodeSafetensors, safetensorsChunks } from '../ml/safetensors';
+import { parseSafetensorsHeader, safetensorsChunks, SafetensorsHeader, safetensorsHeaderLength, unexpectedTensors } from '../ml/safetensors';
+import { parameterLayout } from '../ml/paramLayout';
 import { BpeTokenizer } from '../ml/bpe';
 import type { LoaderCursor } from '../ml/dataset';
 import type { RngState } from '../ml/rng';
 import { fsyncDir, linkAtomic, writeNewFile } from './atomicFile';
+import { hashRegularFile, openRegularFile, parseJsonFile, readRegularFile, READ_LIMITS, SafeReadOptions } from './safeRead';
 import { CHECKPOINT_FILES, checkpointDirName, checkpointStep, CONFIG_FILE, IMPORTED_FILE, isCheckpointDirName, MODEL_FILE, OPTIMIZER_FILE, runPaths, STATE_FILE, TOKENIZER_FILE } from './layout';
 
 export { checkpointDirName };
@@ -115,7 +117,9 @@ export async function saveCheckpoint(input: SaveInput, keep: number): Promise<st
     throw new Error(`could not save checkpoint to ${finalDir}: ${(e as Error).message}`);
   }
   await publishTopLevel(runDir, finalDir);
-  await pruneCheckpoints(ckptRoot, keep);
+  // After the links (a new link changes the files' ctime, part of the identity).
+  await rememberVerified(finalDir, TRAINED_FILES, STATE_FILE);
+  await pruneCheckpoints(ckptRoot, keep, finalDir);
   return finalDir;
 }
 
@@ -144,15 +148,100 @@ async function discardDir(ckptRoot: string, dir: string): Promise<void> {
   await fs.rm(trash, { recursive: true, force: true });
 }
 
-async function pruneCheckpoints(ckptRoot: string, keep: number): Promise<void> {
-  const entries = (await fs.readdir(ckptRoot)).filter(isCheckpointDirName).sort();
-  for (const old of entries.slice(0, Math.max(0, entries.length - Math.max(1, keep)))) {
-    await discardDir(ckptRoot, path.join(ckptRoot, old));
+/**
+ * Keeps the newest `keep` checkpoints that verify (see verifyCheckpointDir). One that does not is
+ * moved aside to checkpoints/.damaged-step-NNNNNNN-<time> — never deleted: the user may want
+ * it — so a damaged checkpoint neither holds a slot nor pushes a good one out. `justSaved` was
+ * verified by being written (its hashes were computed from the bytes written).
+ */
+async function pruneCheckpoints(ckptRoot: string, keep: number, justSaved: string): Promise<void> {
+  const entries = (await fs.readdir(ckptRoot)).filter(isCheckpointDirName).sort().reverse();
+  let good = 0;
+  for (const name of entries) {
+    const dir = path.join(ckptRoot, name);
+    const damaged = dir === justSaved ? null : await verifyCheckpointDir(dir);
+    if (damaged !== null) await moveAside(ckptRoot, dir);
+    else if (good < Math.max(1, keep)) good++;
+    else await discardDir(ckptRoot, dir);
   }
   // Leftovers of a crashed save.
   for (const n of await fs.readdir(ckptRoot)) {
     if (n.startsWith('.tmp-') && !n.includes(`-${process.pid}-`)) await fs.rm(path.join(ckptRoot, n), { recursive: true, force: true });
   }
+}
+
+/** The prefix of a damaged checkpoint moved aside (dot-prefixed: no listing takes it for a checkpoint). */
+export const DAMAGED_PREFIX = '.damaged-';
+
+/** Renames a damaged checkpoint out of the checkpoint namespace (atomic), keeping its files. */
+async function moveAside(ckptRoot: string, dir: string): Promise<string> {
+  const time = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  let target = path.join(ckptRoot, `${DAMAGED_PREFIX}${path.basename(dir)}-${time}`);
+  for (let i = 2; await fs.lstat(target).then(() => true, () => false); i++) target = path.join(ckptRoot, `${DAMAGED_PREFIX}${path.basename(dir)}-${time}-${i}`);
+  await fs.rename(dir, target);
+  await fsyncDir(ckptRoot);
+  return target;
+}
+
+/** The files each kind of checkpoint must list with their hashes. */
+const TRAINED_FILES = [MODEL_FILE, OPTIMIZER_FILE, CONFIG_FILE, TOKENIZER_FILE] as const;
+const IMPORTED_FILES = [MODEL_FILE, CONFIG_FILE, TOKENIZER_FILE] as const;
+
+/** Checkpoints verified by this process, by the identity (inode, size, mtime, ctime) of their files: each is hashed once, not at every save (any write to a file changes its ctime). */
+const verified = new Map<string, string>();
+
+async function identityOf(dir: string, names: readonly string[]): Promise<string> {
+  const parts: string[] = [];
+  for (const n of names) {
+    const st = await fs.lstat(path.join(dir, n)).catch(() => null);
+    parts.push(st === null ? '-' : `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`);
+  }
+  return parts.join('|');
+}
+
+/**
+ * Why a checkpoint directory is damaged, or null when it verifies: its record
+ * (trainer_state.json, or imported.json for an imported model) parses and lists a hash for each
+ * of its files, and every file hashes to it. Reads the files in slices (never a whole file).
+ */
+export async function verifyCheckpointDir(dir: string): Promise<string | null> {
+  const opts: SafeReadOptions = { allowSymlinkWithin: dir };
+  let record: { files?: unknown } | null = null;
+  let names: readonly string[] = TRAINED_FILES;
+  let recordName: string = STATE_FILE;
+  for (const [file, files] of [[STATE_FILE, TRAINED_FILES], [IMPORTED_FILE, IMPORTED_FILES]] as const) {
+    try {
+      record = parseJsonFile(await readRegularFile(path.join(dir, file), READ_LIMITS.state, opts), path.join(dir, file)) as { files?: unknown };
+      names = files;
+      recordName = file;
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return (e as Error).message;
+    }
+  }
+  if (record === null) return `${dir}: neither ${STATE_FILE} nor ${IMPORTED_FILE}`;
+  const key = await identityOf(dir, [recordName, ...names]);
+  if (verified.get(dir) === key) return null;
+  const files = typeof record === 'object' && record !== null ? record.files : undefined;
+  if (typeof files !== 'object' || files === null) return `${path.join(dir, recordName)}: no file hashes`;
+  for (const n of names) {
+    const want = (files as Record<string, unknown>)[n];
+    if (typeof want !== 'string') return `${path.join(dir, recordName)}: no hash for ${n}`;
+    let got: string;
+    try {
+      got = await hashRegularFile(path.join(dir, n), readLimit(n), opts);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    if (got !== want) return `${path.join(dir, n)}: content hash does not match ${recordName}`;
+  }
+  verified.set(dir, key);
+  return null;
+}
+
+/** Records a checkpoint this process just wrote (and so knows to be good) as verified. */
+async function rememberVerified(dir: string, names: readonly string[], recordName: string): Promise<void> {
+  verified.set(dir, await identityOf(dir, [recordName, ...names]));
 }
 
 export interface LoadedCheckpoint {
@@ -162,97 +251,181 @@ export interface LoadedCheckpoint {
   /** Absent for an imported model (weights + config + tokenizer only). */
   state: TrainerState | null;
   optimizer: AdamW | null;
+  /** model.safetensors' __metadata__ (e.g. its producer). */
+  metadata: Record<string, string>;
   /** Checkpoints that were skipped as damaged, with the reason (newest first). */
   rejected: { dir: string; reason: string }[];
 }
 
-async function readFileOrThrow(file: string): Promise<Buffer> {
-  try {
-    return await fs.readFile(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(code === 'ENOENT' ? `missing ${file}` : `cannot read ${file}: ${(e as Error).message}`);
+/** The read cap of each checkpoint file (safeRead.ts: nothing else is read, and nothing larger). */
+function readLimit(name: string): number {
+  switch (name) {
+    case MODEL_FILE: return READ_LIMITS.model;
+    case OPTIMIZER_FILE: return READ_LIMITS.optimizer;
+    case CONFIG_FILE: return READ_LIMITS.config;
+    case TOKENIZER_FILE: return READ_LIMITS.tokenizer;
+    default: return READ_LIMITS.state;
   }
 }
 
-/** Loads one checkpoint directory, verifying hashes, format and shapes. */
-export async function loadCheckpointDir(dir: string, withOptimizer: boolean): Promise<LoadedCheckpoint> {
+/** A tensor a checkpoint file must hold: float32, this shape. */
+interface ExpectedTensor { name: string; shape: readonly number[] }
+
+/**
+ * Reads a safetensors file that must hold exactly `expected` (float32, these shapes, nothing
+ * else). Its header is read and checked first (at most MAX_HEADER_BYTES), against the expected
+ * tensors and then against the file's size — the size the config implies — so that nothing the
+ * size of the weights is allocated before the file is known to be that size; only then is the
+ * file read whole (its hash is checked by the caller).
+ */
+async function readExpectedSafetensors(file: string, expected: readonly ExpectedTensor[], source: string, opts: SafeReadOptions): Promise<{ bytes: Buffer; header: SafetensorsHeader }> {
+  const f = await openRegularFile(file, readLimit(path.basename(file)), opts);
+  try {
+    const headerLength = safetensorsHeaderLength(await f.read(0, Math.min(8, f.size)), f.size, file);
+    const header = parseSafetensorsHeader(await f.read(0, 8 + headerLength), f.size, file);
+    for (const t of expected) {
+      const src = header.tensors.get(t.name);
+      if (src === undefined) throw new Error(`${file}: missing tensor ${t.name}`);
+      if (src.dtype !== 'F32') throw new Error(`${file}: tensor ${t.name} is ${src.dtype}, expected F32`);
+      if (src.shape.length !== t.shape.length || src.shape.some((d, i) => d !== t.shape[i])) {
+        throw new Error(`${file}: tensor ${t.name} has shape [${src.shape.join(', ')}], ${source} implies [${t.shape.join(', ')}]`);
+      }
+    }
+    const names = new Set(expected.map((t) => t.name));
+    const extra = [...header.tensors.keys()].filter((n) => !names.has(n));
+    if (extra.length > 0) throw unexpectedTensors(file, extra);
+    // Implied by the checks above (the ranges tile the data section), and said outright: the file
+    // is exactly the header and the float32 values the config implies.
+    const floats = expected.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+    if (f.size !== header.dataStart + 4 * floats) {
+      throw new Error(`${file}: ${f.size} bytes, but ${source} implies ${floats} float32 values (${header.dataStart + 4 * floats} bytes with the header)`);
+    }
+    return { bytes: await f.read(0, f.size), header };
+  } finally {
+    await f.close();
+  }
+}
+
+/** Copies the float32 tensors of a file read by readExpectedSafetensors into `target` at the given float offsets. */
+function copyTensors(bytes: Buffer, header: SafetensorsHeader, placements: readonly { name: string; offset: number }[], target: Float32Array): void {
+  const dst = new Uint8Array(target.buffer, target.byteOffset, target.byteLength);
+  for (const p of placements) {
+    const t = header.tensors.get(p.name)!;
+    dst.set(bytes.subarray(header.dataStart + t.begin, header.dataStart + t.end), p.offset * 4);
+  }
+}
+
+/** trainer_state.json, checked as far as the loader relies on it (the rest is the trainer's own). */
+function checkTrainerState(parsed: unknown, statePath: string): TrainerState {
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error(`${statePath}: not a JSON object: the checkpoint is damaged`);
+  const s = parsed as Partial<TrainerState>;
+  const shown = (v: unknown): string => String(JSON.stringify(v) ?? v).slice(0, 40).replace(/[\u0000-\u001f]/g, '?');
+  if (s.format !== TRAINER_STATE_FORMAT) throw new Error(`${statePath}: not a workspace-lm trainer state (format ${shown(s.format)})`);
+  if (s.version !== TRAINER_STATE_VERSION) {
+    throw new Error(`${statePath}: trainer state format v${shown(s.version)}, this build reads v${TRAINER_STATE_VERSION}: retrain, or load only the weights with \`workspace-lm import\``);
+  }
+  if (!Number.isSafeInteger(s.step) || s.step! < 0) throw new Error(`${statePath}: step ${shown(s.step)} is not a step number: the checkpoint is damaged`);
+  const files = s.files as unknown;
+  if (files !== undefined && (files === null || typeof files !== 'object' || Array.isArray(files) || !Object.values(files).every((h) => typeof h === 'string'))) {
+    throw new Error(`${statePath}: "files" must map file names to hashes: the checkpoint is damaged`);
+  }
+  return s as TrainerState;
+}
+
+export interface LoadDirOptions {
+  /**
+   * The folder the checkpoint's files must be in (default: `dir` itself): a symbolic link (the
+   * folder itself, or a file in it) that resolves outside is refused.
+   */
+  within?: string;
+}
+
+/** Loads one checkpoint directory, verifying hashes, format and shapes. Every error is one line naming the file. */
+export async function loadCheckpointDir(dir: string, withOptimizer: boolean, opts: LoadDirOptions = {}): Promise<LoadedCheckpoint> {
+  const within = opts.within ?? dir;
+  if (opts.within !== undefined) {
+    const [real, root] = await Promise.all([fs.realpath(dir), fs.realpath(opts.within)]).catch(() => [null, null]);
+    const rel = real === null || root === null ? null : path.relative(root, real);
+    if (rel === null || rel.startsWith('..') || path.isAbsolute(rel)) throw new Error(`${dir}: resolves to outside ${opts.within} (a symbolic link?): refusing to load it`);
+  }
+  const readOpts: SafeReadOptions = { allowSymlinkWithin: within };
+  const read = (name: string): Promise<Buffer> => readRegularFile(path.join(dir, name), readLimit(name), readOpts);
+
   const configPath = path.join(dir, CONFIG_FILE);
   let cfg: ModelConfig;
-  const configBytes = await readFileOrThrow(configPath);
+  const configBytes = await read(CONFIG_FILE);
   try {
-    cfg = fromHfConfig(JSON.parse(configBytes.toString('utf8')));
+    cfg = fromHfConfig(parseJsonFile(configBytes, CONFIG_FILE));
   } catch (e) {
-    throw new Error(`${configPath}: ${(e as Error).message}`);
+    throw new Error(`${configPath}: ${(e as Error).message.replace(/^config\.json: /, '')}`);
   }
+
   let state: TrainerState | null = null;
   const statePath = path.join(dir, STATE_FILE);
-  const stateBytes = await fs.readFile(statePath).catch(() => null);
+  let stateBytes: Buffer | null = null;
+  try {
+    stateBytes = await read(STATE_FILE);
+  } catch (e) {
+    // No trainer state: an imported model. Anything else (a FIFO, a link outside) is an error.
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
   if (stateBytes !== null) {
     let parsed: unknown;
     try {
-      parsed = JSON.parse(stateBytes.toString('utf8'));
+      parsed = parseJsonFile(stateBytes, statePath);
     } catch (e) {
-      throw new Error(`${statePath}: not valid JSON (${(e as Error).message}): the checkpoint is damaged`);
+      throw new Error(`${(e as Error).message}: the checkpoint is damaged`);
     }
-    const s = parsed as Partial<TrainerState>;
-    if (s.format !== TRAINER_STATE_FORMAT) throw new Error(`${statePath}: not a workspace-lm trainer state (format ${String(s.format)})`);
-    if (s.version !== TRAINER_STATE_VERSION) {
-      throw new Error(`${statePath}: trainer state format v${String(s.version)}, this build reads v${TRAINER_STATE_VERSION}: retrain, or load only the weights with \`workspace-lm import\``);
-    }
-    state = s as TrainerState;
+    state = checkTrainerState(parsed, statePath);
   }
-  const modelPath = path.join(dir, MODEL_FILE);
-  const modelBytes = await readFileOrThrow(modelPath);
   const verify = (name: string, bytes: Uint8Array): void => {
     const want = state?.files?.[name];
     if (want !== undefined && sha256(bytes) !== want) throw new Error(`${path.join(dir, name)}: content hash does not match trainer_state.json: the file is damaged or from another checkpoint`);
   };
-  verify(MODEL_FILE, modelBytes);
   verify(CONFIG_FILE, configBytes);
+
+  // The tokenizer before the weights: a vocabulary that contradicts config.json is the clearer error.
   const tokPath = path.join(dir, TOKENIZER_FILE);
-  const tokBytes = await readFileOrThrow(tokPath);
+  const tokBytes = await read(TOKENIZER_FILE);
   verify(TOKENIZER_FILE, tokBytes);
   let tokenizer: BpeTokenizer;
   try {
-    tokenizer = BpeTokenizer.fromHuggingFaceJSON(JSON.parse(tokBytes.toString('utf8')));
+    tokenizer = BpeTokenizer.fromHuggingFaceJSON(parseJsonFile(tokBytes, TOKENIZER_FILE));
   } catch (e) {
-    throw new Error(`${tokPath}: ${(e as Error).message}`);
+    throw new Error(`${tokPath}: ${(e as Error).message.replace(/^tokenizer\.json: /, '')}`);
   }
   if (tokenizer.vocabSize !== cfg.vocabSize) {
     throw new Error(`${tokPath}: tokenizer has ${tokenizer.vocabSize} tokens but config.json says vocab_size ${cfg.vocabSize}`);
   }
+
+  // config.json is bounded (MODEL_LIMITS), so its layout is small; the weights are read only once
+  // the file's header and size agree with it (readExpectedSafetensors).
+  const layout = parameterLayout(cfg);
+  const modelPath = path.join(dir, MODEL_FILE);
+  const { bytes: modelBytes, header } = await readExpectedSafetensors(modelPath, layout, 'config.json', readOpts);
+  verify(MODEL_FILE, modelBytes);
   const model = new Gpt(cfg);
-  const decoded = decodeSafetensors(modelBytes, modelPath);
-  for (const t of model.layout) {
-    const src = decoded.tensors.get(t.name);
-    if (src === undefined) throw new Error(`${modelPath}: missing tensor ${t.name}`);
-    if (src.dtype !== 'F32') throw new Error(`${modelPath}: tensor ${t.name} is ${src.dtype}, expected F32`);
-    if (src.shape.length !== t.shape.length || src.shape.some((d, i) => d !== t.shape[i])) {
-      throw new Error(`${modelPath}: tensor ${t.name} has shape [${src.shape.join(', ')}], config.json implies [${t.shape.join(', ')}]`);
-    }
-    model.params.set(src.data as Float32Array, t.offset);
+  if (!(model.params instanceof Float32Array)) throw new Error('internal: a loaded model must be float32');
+  copyTensors(modelBytes, header, layout, model.params);
+  for (const t of layout) {
+    let bad = 0;
+    for (let i = t.offset; i < t.offset + t.size; i++) if (!Number.isFinite(model.params[i]!)) bad++;
+    if (bad > 0) throw new Error(`${modelPath}: tensor ${t.name} has ${bad} NaN/Inf value(s): the training diverged (use an earlier checkpoint)`);
   }
-  for (let i = 0; i < model.params.length; i++) {
-    if (!Number.isFinite(model.params[i]!)) throw new Error(`${modelPath}: contains NaN or Inf weights`);
-  }
+
   let optimizer: AdamW | null = null;
   if (withOptimizer && state !== null) {
     const optPath = path.join(dir, OPTIMIZER_FILE);
-    const optBytes = await readFileOrThrow(optPath);
-    verify(OPTIMIZER_FILE, optBytes);
-    const o = decodeSafetensors(optBytes, optPath);
-    const m = o.tensors.get('adamw.m');
-    const v = o.tensors.get('adamw.v');
-    if (m === undefined || v === undefined || m.data.length !== model.numParams || v.data.length !== model.numParams) {
-      throw new Error(`${optPath}: optimizer moments missing or of the wrong size`);
-    }
+    const moments = [{ name: 'adamw.m', shape: [model.numParams] }, { name: 'adamw.v', shape: [model.numParams] }];
+    const o = await readExpectedSafetensors(optPath, moments, 'config.json (one moment per parameter)', readOpts);
+    verify(OPTIMIZER_FILE, o.bytes);
     optimizer = new AdamW(model.numParams);
-    optimizer.m.set(m.data as Float32Array);
-    optimizer.v.set(v.data as Float32Array);
-    optimizer.step = Number(o.metadata['step'] ?? state.step);
+    copyTensors(o.bytes, o.header, [{ name: 'adamw.m', offset: 0 }], optimizer.m);
+    copyTensors(o.bytes, o.header, [{ name: 'adamw.v', offset: 0 }], optimizer.v);
+    const step = o.header.metadata['step'];
+    optimizer.step = step !== undefined && /^\d{1,15}$/.test(step) ? Number(step) : state.step;
   }
-  return { dir, model, tokenizer, state, optimizer, rejected: [] };
+  return { dir, model, tokenizer, state, optimizer, metadata: header.metadata, rejected: [] };
 }
 
 /** Checkpoint directories of a run, newest first. */
@@ -280,7 +453,7 @@ export async function loadCheckpoint(dir: string, opts: { withOptimizer?: boolea
   const rejected: { dir: string; reason: string }[] = [];
   for (const c of candidates) {
     try {
-      const loaded = await loadCheckpointDir(c, opts.withOptimizer ?? false);
+      const loaded = await loadCheckpointDir(c, opts.withOptimizer ?? false, { within: abs });
       loaded.rejected = rejected;
       return loaded;
     } catch (e) {
@@ -329,5 +502,6 @@ export async function saveImportedCheckpoint(runDir: string, model: Gpt, tokeniz
   }
   for (const f of [STATE_FILE, OPTIMIZER_FILE]) await fs.rm(path.join(runDir, f), { force: true });
   for (const f of [MODEL_FILE, CONFIG_FILE, TOKENIZER_FILE]) await linkAtomic(path.join(finalDir, f), path.join(runDir, f));
+  await rememberVerified(finalDir, IMPORTED_FILES, IMPORTED_FILE);
   return { dir: finalDir, step };
 }

@@ -1,12 +1,12 @@
 // eval.json: the report of `workspace-lm eval` (eval/evaluate.ts), its schema declared once, and
 // its headline for `info`, the language server's status and the sidebar.
 
-import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { CacheParams } from '../ml/ngram';
 import type { MixtureWeights } from '../ml/mixture';
 import { writeAtomic } from './atomicFile';
 import { EVAL_FILE } from './layout';
+import { jsonErrorText, readRegularFile, READ_LIMITS } from './safeRead';
 
 export const EVAL_REPORT_FORMAT = 'workspace-lm/eval';
 
@@ -99,16 +99,16 @@ export async function readEvalReport(dir: string): Promise<EvalReport | null> {
   const file = path.join(path.resolve(dir), EVAL_FILE);
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    text = (await readRegularFile(file, READ_LIMITS.evalReport, { allowSymlinkWithin: path.dirname(file) })).toString('utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
+    throw new Error((e as Error).message.startsWith(file) ? (e as Error).message : `cannot read ${file}: ${(e as Error).message}`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${file} is damaged (${(e as Error).message}): run \`workspace-lm eval\` again`);
+    throw new Error(`${file} is damaged (${jsonErrorText(e)}): run \`workspace-lm eval\` again`);
   }
   if (typeof json !== 'object' || json === null || (json as { format?: unknown }).format !== EVAL_REPORT_FORMAT) throw new Error(`${file} is not a workspace-lm eval report`);
   return json as EvalReport;

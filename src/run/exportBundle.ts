@@ -15,10 +15,10 @@ import * as path from 'node:path';
 import { DEFAULT_TRAIN, toHfConfig, TrainConfig } from '../ml/config';
 import { parameterCount } from '../ml/paramLayout';
 import { BpeTokenizer } from '../ml/bpe';
-import { decodeSafetensors } from '../ml/safetensors';
 import { listCheckpoints, LoadedCheckpoint, loadCheckpoint, loadCheckpointDir, modelSafetensorsChunks, saveImportedCheckpoint } from './checkpoint';
 import { DatasetMeta, defaultRunDir, initRunDir, isRunDir, legacyRunDir, runPaths } from './layout';
 import { copyAtomic, writeAtomic } from './atomicFile';
+import { assertRegularFile, parseJsonFile, readRegularFile, READ_LIMITS } from './safeRead';
 
 /** The scripts every bundle carries (from the repository's / extension's scripts/ folder). */
 export const BUNDLE_SCRIPTS = ['train_torch.py', 'gpt2_torch.py'] as const;
@@ -85,18 +85,9 @@ export function findScriptsDir(): string {
   throw new Error(`cannot find ${BUNDLE_SCRIPTS.join(' and ')} (looked in ${candidates.map((c) => path.resolve(c)).join(', ')}): this installation is incomplete`);
 }
 
-async function readJson(file: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (e) {
-    throw new Error((e as NodeJS.ErrnoException).code === 'ENOENT' ? `missing ${file}` : `cannot read ${file}: ${(e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
-  }
+/** A JSON file of a run or model folder: a regular file of at most `maxBytes` (safeRead.ts), parsed; errors name the file (code 'ENOENT' when missing). */
+async function readJson(file: string, maxBytes: number): Promise<unknown> {
+  return parseJsonFile(await readRegularFile(file, maxBytes, { allowSymlinkWithin: path.dirname(file) }), file);
 }
 
 function tokenizerKey(t: BpeTokenizer): string {
@@ -117,11 +108,13 @@ export async function exportBundle(runDir: string, toDir: string, opts: ExportOp
   const dataDir = data.data;
   for (const f of [data.trainBin, data.valBin, data.meta, data.dataTokenizer]) {
     if (!existsSync(f)) throw new Error(`${run} has no dataset to export (missing ${f}): train first (workspace-lm train <folder>)`);
+    // Copied below: regular files only (copying a FIFO blocks, a device never ends).
+    await assertRegularFile(f, f === data.trainBin || f === data.valBin ? READ_LIMITS.datasetBin : READ_LIMITS.datasetMeta, { allowSymlinkWithin: run });
   }
   const ck = await loadCheckpoint(run);
   const cfg = ck.model.cfg;
-  const meta = (await readJson(data.meta)) as Partial<DatasetMeta>;
-  const dataTok = BpeTokenizer.fromHuggingFaceJSON(await readJson(data.dataTokenizer));
+  const meta = (await readJson(data.meta, READ_LIMITS.datasetMeta)) as Partial<DatasetMeta>;
+  const dataTok = BpeTokenizer.fromHuggingFaceJSON(await readJson(data.dataTokenizer, READ_LIMITS.tokenizer));
   if (meta.vocab_size !== cfg.vocabSize || tokenizerKey(dataTok) !== tokenizerKey(ck.tokenizer)) {
     throw new Error(`${dataDir} was encoded with another tokenizer than the model in ${ck.dir} (vocab ${String(meta.vocab_size)} vs ${cfg.vocabSize}): train the run again before exporting it`);
   }
@@ -258,31 +251,29 @@ cd path/to/project && workspace-lm import /path/to/out   # or: workspace-lm impo
 `;
 }
 
-/** The model folder to import from a user-given path: the newest checkpoint, or the folder itself. */
-async function importSource(srcDir: string): Promise<string> {
+/** The model folder to import from a user-given path (root): its newest checkpoint, or the folder itself. */
+async function importSource(srcDir: string): Promise<{ src: string; root: string }> {
   const abs = path.resolve(srcDir);
   const st = await fs.stat(abs).catch(() => null);
   if (st === null || !st.isDirectory()) throw new Error(`cannot import ${abs}: folder not found`);
-  return (await listCheckpoints(abs))[0] ?? abs;
+  return { src: (await listCheckpoints(abs))[0] ?? abs, root: abs };
 }
 
-/** Checks a model folder (files, finite weights, names, shapes, dtypes, tokenizer vs config) and loads it. */
-async function validateModelDir(src: string): Promise<{ ck: LoadedCheckpoint; producer: string | null }> {
+/**
+ * Checks a model folder and loads it: the three files, regular (a symbolic link only to a file
+ * inside the folder), within their size caps; then what loadCheckpointDir checks — config.json's
+ * bounds, the tokenizer against it, the weights' header, names, shapes, dtypes, size, no extra
+ * tensors, finite values (named by tensor).
+ */
+async function validateModelDir(src: string, root: string): Promise<{ ck: LoadedCheckpoint; producer: string | null }> {
   for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) {
-    if (!existsSync(path.join(src, f))) {
+    if ((await fs.lstat(path.join(src, f)).catch(() => null)) === null) {
       throw new Error(`missing ${path.join(src, f)} (a model folder has model.safetensors, config.json and tokenizer.json, as train_torch.py writes to its --out folder)`);
     }
   }
-  // Non-finite weights, named by tensor (the loader below checks names, shapes and dtypes).
-  const modelPath = path.join(src, 'model.safetensors');
-  const decoded = decodeSafetensors(await fs.readFile(modelPath), modelPath);
-  for (const [name, t] of decoded.tensors) {
-    if (!(t.data instanceof Float32Array || t.data instanceof Float64Array)) continue;
-    let bad = 0;
-    for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i]!)) bad++;
-    if (bad > 0) throw new Error(`${modelPath}: tensor ${name} has ${bad} NaN/Inf value(s): the training diverged; import an earlier checkpoint`);
-  }
-  return { ck: await loadCheckpointDir(src, false), producer: decoded.metadata['producer'] ?? null };
+  // Nothing outside the folder the user named: a checkpoint folder (or file) linking out is refused.
+  const ck = await loadCheckpointDir(src, false, { within: root });
+  return { ck, producer: ck.metadata['producer'] ?? null };
 }
 
 /**
@@ -293,11 +284,11 @@ async function validateModelDir(src: string): Promise<{ ck: LoadedCheckpoint; pr
  * with checkpoints/ (train_torch.py's --out), whose newest checkpoint is taken.
  */
 export async function importModel(srcDir: string, runDir: string): Promise<ImportResult> {
-  const src = await importSource(srcDir);
+  const { src, root } = await importSource(srcDir);
   let ck: LoadedCheckpoint;
   let producer: string | null;
   try {
-    ({ ck, producer } = await validateModelDir(src));
+    ({ ck, producer } = await validateModelDir(src, root));
   } catch (e) {
     throw new Error(`cannot import ${src}: ${(e as Error).message}`);
   }
@@ -307,13 +298,13 @@ export async function importModel(srcDir: string, runDir: string): Promise<Impor
   const dataTokPath = runPaths(run).dataTokenizer;
   if (existsSync(dataTokPath)) {
     try {
-      tokenizerMatchesData = tokenizerKey(BpeTokenizer.fromHuggingFaceJSON(await readJson(dataTokPath))) === tokenizerKey(ck.tokenizer);
+      tokenizerMatchesData = tokenizerKey(BpeTokenizer.fromHuggingFaceJSON(await readJson(dataTokPath, READ_LIMITS.tokenizer))) === tokenizerKey(ck.tokenizer);
     } catch {
       tokenizerMatchesData = false;
     }
   }
   let trained: ImportResult['trained'] = null;
-  const torchState = (await readJson(path.join(src, 'torch_state.json')).catch(() => null)) as Record<string, unknown> | null;
+  const torchState = (await readJson(path.join(src, 'torch_state.json'), READ_LIMITS.state).catch(() => null)) as Record<string, unknown> | null;
   if (torchState !== null && typeof torchState === 'object') {
     const num = (k: string): number | null => (typeof torchState[k] === 'number' ? (torchState[k] as number) : null);
     trained = { step: num('step'), valLoss: num('val_loss'), trainLoss: num('train_loss') };

@@ -18,6 +18,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { writeAtomic } from './atomicFile';
+import { parseJsonFile, readRegularFile, READ_LIMITS } from './safeRead';
 
 /**
  * The run folder's name inside a workspace folder in earlier versions (the CLI's old default
@@ -201,7 +202,8 @@ export interface DatasetMeta {
 export async function readDatasetMeta(runDir: string): Promise<Partial<DatasetMeta> | null> {
   let raw: unknown;
   try {
-    raw = JSON.parse(await fs.readFile(runPaths(runDir).meta, 'utf8'));
+    const file = runPaths(runDir).meta;
+    raw = parseJsonFile(await readRegularFile(file, READ_LIMITS.datasetMeta, { allowSymlinkWithin: runDir }), file);
   } catch {
     return null;
   }

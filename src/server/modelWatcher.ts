@@ -3,11 +3,11 @@
 // (cheap: one readdir per interval) rather than fs.watch, whose events differ between platforms
 // and are lost on network file systems.
 
-import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ModelStatusParams } from '../shared/protocol';
 import { listCheckpoints } from '../run/checkpoint';
 import { CONFIG_FILE, STATE_FILE } from '../run/layout';
+import { lstatIfExists } from '../run/safeRead';
 import { loadServingModel, ServingModel } from '../completion/servingModel';
 
 export class ModelWatcher {
@@ -74,10 +74,12 @@ export class ModelWatcher {
   private async candidate(): Promise<{ dir: string; key: string } | null> {
     const ckpts = await listCheckpoints(this.dir);
     const target = ckpts[0] ?? this.dir;
-    const st = await fs.stat(path.join(target, CONFIG_FILE)).catch(() => null);
+    // lstat: never follows a link, never opens (a FIFO named config.json cannot block the poll);
+    // what the files are is the loader's to check (run/safeRead.ts), once per change.
+    const st = await lstatIfExists(path.join(target, CONFIG_FILE));
     if (st === null) return null;
-    const state = await fs.stat(path.join(target, STATE_FILE)).catch(() => null);
-    return { dir: ckpts.length > 0 ? this.dir : target, key: `${target}|${state?.mtimeMs ?? st.mtimeMs}` };
+    const state = await lstatIfExists(path.join(target, STATE_FILE));
+    return { dir: ckpts.length > 0 ? this.dir : target, key: `${target}|${state?.mtimeMs ?? st.mtimeMs}|${state?.ino ?? st.ino}` };
   }
 
   async check(): Promise<void> {

@@ -3,7 +3,6 @@
 // a change of state) and a TrainingSnapshot (the whole chart history, for a reopened sidebar).
 // The run's heavy work happens in the training pool's threads; this only keeps the books.
 
-import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_PRESET, isPresetName } from '../ml/config';
 import type { TrainEvent } from '../shared/trainEvents';
@@ -13,6 +12,7 @@ import { TrainControl } from '../training/trainControl';
 import type { TrainerState } from '../run/checkpoint';
 import { readEvalReport, summarizeEval } from '../run/evalReport';
 import { STATE_FILE } from '../run/layout';
+import { parseJsonFile, readRegularFile, READ_LIMITS } from '../run/safeRead';
 
 /** Chart points kept in memory; older ones are thinned (every other point) beyond this. */
 const MAX_POINTS = 2000;
@@ -141,7 +141,7 @@ export class TrainingService {
   private async loadSaved(outDir: string, setStatus = true): Promise<string | null> {
     const file = path.join(outDir, STATE_FILE);
     try {
-      const s = JSON.parse(await fs.readFile(file, 'utf8')) as TrainerState;
+      const s = parseJsonFile(await readRegularFile(file, READ_LIMITS.state, { allowSymlinkWithin: outDir }), file) as TrainerState;
       this.history = (s.history ?? []).map((h) => ({ step: h.step, loss: h.loss }));
       this.evals = (s.evals ?? []).map((e) => ({ step: e.step, valLoss: e.valLoss }));
       this.snapshotExtra = { outDir };

@@ -31,6 +31,18 @@ export function invalidJson(reason: string): Error {
   return new Error(`Invalid BPE tokenizer.json: ${reason}`);
 }
 
+/**
+ * Most ids a tokenizer.json may define: token ids are uint16 in train.bin / val.bin. Checked
+ * before the vocabulary and merges are walked, so a hostile file costs no more than its size.
+ */
+export const MAX_TOKENIZER_IDS = 65_536;
+
+/** A value from the file, for an error message: JSON, cut to 40 characters (a token could be megabytes). */
+function shown(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? text.slice(0, 40) + '…' : text;
+}
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -123,9 +135,18 @@ export function mergesFromHuggingFaceJson(json: unknown): Array<[number, number]
   if (!isRecord(json)) throw invalidJson('expected an object');
   const model = json.model;
   if (!isRecord(model)) throw invalidJson('missing "model" object');
-  if (model.type !== 'BPE') throw invalidJson(`model.type must be "BPE", got ${JSON.stringify(model.type)}`);
+  if (model.type !== 'BPE') throw invalidJson(`model.type must be "BPE", got ${shown(model.type)}`);
   if (!isRecord(model.vocab)) throw invalidJson('model.vocab must be an object of token -> id');
   if (!Array.isArray(model.merges)) throw invalidJson('model.merges must be an array');
+  const maxMerges = MAX_TOKENIZER_IDS - BYTE_COUNT - SPECIAL_TOKENS.length;
+  if (model.merges.length > maxMerges) {
+    throw invalidJson(`${model.merges.length} merges: at most ${maxMerges} fit in ${MAX_TOKENIZER_IDS} token ids (uint16)`);
+  }
+  let entries = 0;
+  for (const token in model.vocab) {
+    if (!Object.prototype.hasOwnProperty.call(model.vocab, token)) continue;
+    if (++entries > MAX_TOKENIZER_IDS) throw invalidJson(`model.vocab has more than ${MAX_TOKENIZER_IDS} entries (token ids are uint16)`);
+  }
 
   const pattern = findSplitPattern(json.pre_tokenizer);
   if (pattern !== PRETOKENIZE_PATTERN) {
@@ -134,8 +155,8 @@ export function mergesFromHuggingFaceJson(json: unknown): Array<[number, number]
 
   const vocab = new Map<string, number>();
   for (const [token, id] of Object.entries(model.vocab)) {
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
-      throw invalidJson(`vocab entry ${JSON.stringify(token)} has invalid id ${JSON.stringify(id)}`);
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= MAX_TOKENIZER_IDS) {
+      throw invalidJson(`vocab entry ${shown(token)} has invalid id ${shown(id)}`);
     }
     vocab.set(token, id);
   }
@@ -160,7 +181,7 @@ export function mergesFromHuggingFaceJson(json: unknown): Array<[number, number]
     const expectedId = BYTE_COUNT + rank;
     if (left >= expectedId || right >= expectedId) throw invalidJson(`merge ${rank} uses a token learned after it`);
     if (vocab.get(leftName + rightName) !== expectedId) {
-      throw invalidJson(`merge ${rank} must produce ${JSON.stringify(leftName + rightName)} with id ${expectedId}`);
+      throw invalidJson(`merge ${rank} must produce ${shown(leftName + rightName)} with id ${expectedId}`);
     }
     merges.push([left, right]);
   });
