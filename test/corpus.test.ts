@@ -534,7 +534,7 @@ describe('canary: planted secrets never reach the tokens, the vocabulary or a tr
   const root = join(tmpRoot, 'canary-repo');
   const { write, read } = fixtureWriter(root);
   const repoSrc = join(__dirname, '..', 'src');
-  const filler = ['ml/adamw.ts', 'ml/dataset.ts', 'ml/rng.ts', 'ml/config.ts', 'run/checkpoint.ts', 'cli/progressBar.ts']
+  const filler = ['ml/adamw.ts', 'ml/dataset.ts', 'ml/rng.ts', 'ml/config.ts', 'ml/safetensors.ts', 'cli/progressBar.ts']
     .map((p) => readFileSync(join(repoSrc, p), 'utf8'));
   const planted = (header: string): string => canaries.map((cn, i) => `${header} setting ${i}\n${cn.before}${cn.secret}${cn.after}\n`).join('\n');
 
