@@ -14,6 +14,7 @@ const nodeBundles = [
   { entryPoints: ['src/server/main.ts'], outfile: 'dist/server.js' },
   { entryPoints: ['src/worker/trainWorker.ts'], outfile: 'dist/trainWorker.js' },
   { entryPoints: ['src/worker/prepareWorker.ts'], outfile: 'dist/prepareWorker.js' },
+  { entryPoints: ['src/worker/countsWorker.ts'], outfile: 'dist/countsWorker.js' },
   // piscina starts its threads from `${__dirname}/worker.js`; bundled, __dirname is dist/.
   { entryPoints: ['node_modules/piscina/dist/worker.js'], outfile: 'dist/worker.js' },
 ];

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadServingModel } from '../src/completion/servingModel';
 import { CompletionEngine } from '../src/completion/engine';
-import { DEFAULT_COMPLETION_SETTINGS } from '../src/ml/config';
+import { DEFAULT_COMPLETION_SETTINGS, DEFAULT_TRAIN } from '../src/ml/config';
 
 const root = join(__dirname, '..');
 const cli = join(root, 'dist', 'cli.js');
@@ -34,7 +34,11 @@ test('train --json: phases, steps, evals, checkpoints, done; loss falls well bel
   assert.equal(r.status, 0, r.stderr);
   fullEvents = events(r.stdout);
   const phases = fullEvents.filter((e) => e.event === 'phase').map((e) => e.phase);
-  assert.deepEqual(phases, ['indexing', 'tokenizer', 'encoding', 'training']);
+  // The default loss is the served mixture's: the count models score the training tokens first.
+  assert.equal(DEFAULT_TRAIN.loss, 'mixture');
+  assert.deepEqual(phases, ['indexing', 'tokenizer', 'encoding', 'counts', 'training']);
+  const counts = fullEvents.find((e) => e.event === 'counts')!;
+  assert.ok(counts !== undefined && (counts.tokens as number) > 0 && (counts.counts_nats as number) > 0 && (counts.ngram_nats as number) > 0, JSON.stringify(counts));
   const steps = fullEvents.filter((e) => e.event === 'step');
   assert.equal(steps.length, STEPS);
   for (const key of ['step', 'loss', 'lr', 'tokens_per_s', 'elapsed_s']) assert.equal(typeof steps[0]![key], 'number', key);

@@ -199,3 +199,51 @@ test('whole GPT: backward matches finite differences of the loss (float64, every
     assert.ok(maxErr <= 1e-6 * Math.max(maxRef, 1e-3), `${t.name}: max abs error ${maxErr.toExponential(2)} (scale ${maxRef.toExponential(2)})`);
   }
 });
+
+test('whole GPT with the mixture loss: backward is the gradient of mean −ln(p_gpt(y) + odds) (float64, every tensor)', () => {
+  const rng = new Rng(9);
+  const cfg = { vocabSize: 11, contextLength: 6, dModel: 8, nLayer: 2, nHead: 2 };
+  const model = new Gpt(cfg, 'float64');
+  for (let i = 0; i < model.params.length; i++) model.params[i] = rng.normal() * 0.3;
+  const B = 2, T = 5, N = B * T;
+  const ids = Array.from({ length: N }, () => rng.int(cfg.vocabSize));
+  const targets = Array.from({ length: N }, (_, i) => (i === 3 ? -1 : rng.int(cfg.vocabSize)));
+  // Odds from none (0: plain cross-entropy there) to the counts far ahead of the GPT.
+  const odds = Array.from({ length: N }, (_, i) => (i % 4 === 0 ? 0 : Math.exp(rng.normal() * 2 - 2)));
+  const counted = targets.filter((t) => t >= 0).length;
+  // The reference: the served mixture's loss from the GPT's per-position cross-entropy, written out.
+  const mixtureLoss = (): number => {
+    model.evaluate(ids, targets, B, T);
+    const ce = model.lossesView();
+    let s = 0;
+    for (let i = 0; i < N; i++) if (targets[i]! >= 0) s -= Math.log(Math.exp(-ce[i]!) + odds[i]!);
+    return s / counted;
+  };
+  model.zeroGrad();
+  model.forward(ids, targets, B, T, undefined, odds);
+  model.backward();
+  const analytic = Float64Array.from(model.grads);
+  let plainDiffers = false;
+  model.zeroGrad();
+  model.forward(ids, targets, B, T);
+  model.backward();
+  for (let i = 0; i < analytic.length; i++) if (Math.abs(model.grads[i]! - analytic[i]!) > 1e-9) plainDiffers = true;
+  assert.ok(plainDiffers, 'the odds must change the gradient, or this test proves nothing');
+  for (const t of model.layout) {
+    let maxErr = 0, maxRef = 0;
+    const limit = t.name === 'transformer.wpe.weight' ? T * cfg.dModel : t.size;
+    for (let k = 0; k < 6; k++) {
+      const i = t.offset + rng.int(limit);
+      const orig = model.params[i]!;
+      model.params[i] = orig + EPS;
+      const lp = mixtureLoss();
+      model.params[i] = orig - EPS;
+      const lm = mixtureLoss();
+      model.params[i] = orig;
+      const num = (lp - lm) / (2 * EPS);
+      maxErr = Math.max(maxErr, Math.abs(num - analytic[i]!));
+      maxRef = Math.max(maxRef, Math.abs(num), Math.abs(analytic[i]!));
+    }
+    assert.ok(maxErr <= 1e-6 * Math.max(maxRef, 1e-3), `${t.name}: max abs error ${maxErr.toExponential(2)} (scale ${maxRef.toExponential(2)})`);
+  }
+});

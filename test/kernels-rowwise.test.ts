@@ -20,7 +20,7 @@ import {
 } from '../src/ml/kernels/wasmKernels';
 import {
   attentionBackward, attentionForward, crossEntropyForwardBackward, geluBackward, geluForward,
-  layernormBackward, layernormForward,
+  layernormBackward, layernormForward, scaleRows,
 } from '../src/ml/layers';
 import { adamwUpdateRange, sumSquares } from '../src/ml/adamw';
 import { PRESETS, toHfConfig } from '../src/ml/config';
@@ -297,6 +297,32 @@ describe('crossEntropyForwardBackward (wasm) vs layers.ts twin', () => {
 
   it('all rows ignored: returns 0, losses 0, gradient 0', () => {
     checkCrossEntropy({ N: 3, V: 67, grad: true, seed: 1, logit: (n, v) => n + v, target: () => -1 });
+  });
+});
+
+// ---- row scaling (the mixture loss's gradient weights) ---------------------------------------------
+
+describe('scaleRows (wasm) vs layers.ts twin', () => {
+  it('ragged V ∈ {1, 3, 4, 5, 67, 4096}, N ∈ {1, 3, 7}, misaligned rows, scales 0, 1 and in between', () => {
+    let seed = 500;
+    for (const V of [1, 3, 4, 5, 67, 4096]) {
+      for (const N of [1, 3, 7]) {
+        for (const misalign of [0, 1, 3]) {
+          const rand = rng(++seed);
+          const values = Array.from({ length: N * V }, () => 10 * rand());
+          const scaleValues = Array.from({ length: N }, (_, n) => (n === 0 ? 0 : n === 1 ? 1 : (rand() + 1) / 2));
+          const x = arena.f32At(values, misalign);
+          const scales = arena.f32At(scaleValues, misalign);
+          const want = f64(x);
+          scaleRows(want, Float32Array.from(scaleValues), N, V);
+          kernels.scaleRows(ptr(x), ptr(scales), N, V);
+          // One float32 product per element: within half an ulp of the float64 twin.
+          expectClose(`scaleRows V=${V} N=${N} +${misalign}`, x, want, want.map(Math.abs), 0, 2 ** -24);
+          for (let v = 0; v < V; v++) assert.ok(x[v] === 0, 'scale 0 zeroes its row');
+        }
+        arena.reset();
+      }
+    }
   });
 });
 

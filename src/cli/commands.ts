@@ -27,7 +27,7 @@ export const USAGE = `workspace-lm — train a small GPT on a code folder and co
 Usage:
   workspace-lm train <folder> [--out DIR] [--preset tiny|small|seed] [--epochs N] [--max-steps N]
                      [--minutes M] [--threads N] [--fanout N] [--checkpoint-every N] [--seed N]
-                     [--memory-cap MB] [--resume | --retrain] [--allow-home] [--json]
+                     [--memory-cap MB] [--loss mixture|plain] [--resume | --retrain] [--allow-home] [--json]
   workspace-lm complete --checkpoint DIR [--model served|gpt|counts] [--mode line|block]
                      [--max-tokens N] [--temperature T] [--top-p P] [--file PATH]
                      (reads a document on stdin and prints what the editor would suggest at its
@@ -57,6 +57,8 @@ Options:
   --minutes M    stop after M minutes, the learning rate annealed by then (default ${DEFAULT_TIME_BUDGET_MINUTES}; 0 = no limit)
   --threads N    worker threads (default: all cores; they run at low priority)
   --fanout N     leaders around the root of the gradient reduction tree (default ${DEFAULT_FANOUT})
+  --loss         mixture (default: the GPT is trained for the served mixture, on what the n-gram and
+                 copy models miss) or plain (its own cross-entropy, as if served alone)
   --memory-cap MB  memory budget (default ${DEFAULT_MEMORY_CAP_MB}): a larger workspace trains on a sample of its files
   --resume       continue the run in --out from its newest checkpoint
   --retrain      after the files changed: a new run from the previous model's weights
@@ -95,7 +97,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     out: { type: 'string' }, preset: { type: 'string' }, epochs: { type: 'string' }, 'max-steps': { type: 'string' },
     minutes: { type: 'string' }, threads: { type: 'string' }, 'checkpoint-every': { type: 'string' }, seed: { type: 'string' },
     fanout: { type: 'string' }, 'memory-cap': { type: 'string' }, resume: { type: 'boolean' }, retrain: { type: 'boolean' }, json: { type: 'boolean' },
-    'allow-home': { type: 'boolean' },
+    'allow-home': { type: 'boolean' }, loss: { type: 'string' },
   });
   if (positionals.length !== 1) throw new UsageError('train needs exactly one folder: workspace-lm train <folder>');
   const folder = path.resolve(positionals[0]!);
@@ -112,6 +114,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
     checkpointEvery: intFlag(values['checkpoint-every'], 'checkpoint-every', 1),
     seed: intFlag(values.seed, 'seed', 0),
   };
+  if (values.loss !== undefined) {
+    if (values.loss !== 'mixture' && values.loss !== 'plain') throw new UsageError(`unknown --loss "${values.loss}": use mixture or plain`);
+    train.loss = values.loss;
+  }
   const outDir = path.resolve(values.out ?? defaultRunDir(folder));
   if (values.out === undefined) {
     const notice = await legacyRunNotice(folder);

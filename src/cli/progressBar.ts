@@ -84,6 +84,9 @@ export class ProgressRenderer {
       case 'dataset':
         this.say(`dataset   ${e.train_tokens.toLocaleString('en-US')} train / ${e.val_tokens.toLocaleString('en-US')} val tokens${e.bytes_per_token > 0 ? ` (${e.bytes_per_token.toFixed(2)} bytes/token)` : ''}`);
         break;
+      case 'counts':
+        this.say(`counts    n-gram ${e.ngram_nats.toFixed(3)} / with copy ${e.counts_nats.toFixed(3)} nats per training token, each file scored as unseen (${e.seconds.toFixed(1)} s): the GPT trains for what they miss`);
+        break;
       case 'model':
         this.say(`model     ${(e.params / 1e6).toFixed(2)}M params: ${e.n_layer} layers, ${e.n_head} heads, d ${e.n_embd}, context ${e.context}, batch ${e.batch}; ${e.total_steps} steps${e.resumed_from_step > 0 ? `, resuming at step ${e.resumed_from_step}` : ''} (${e.engine})`);
         break;

@@ -56,6 +56,12 @@ export interface TrainConfig {
   fimRate: number;
   /** Token order of FIM windows: 'spm' (default; see dataset.ts for why) or 'psm'. */
   fimFormat: 'spm' | 'psm';
+  /**
+   * The loss the GPT is trained on: 'mixture' — the served mixture's (GPT + n-gram + copy, with
+   * cross-fitted counts; ml/countsOdds.ts), so the network learns what the counts miss — or
+   * 'plain' cross-entropy of the GPT alone. Runs saved before this option train 'plain'.
+   */
+  loss: 'mixture' | 'plain';
 }
 
 /**
@@ -117,7 +123,21 @@ export const DEFAULT_TRAIN: TrainConfig = {
   fimRate: 0.5,
   // SPM: a small model learns it in minutes; PSM it does not (docs/experiments.md).
   fimFormat: 'spm',
+  loss: 'mixture',
 };
+
+/** The mixture-aware training loss (ml/countsOdds.ts). */
+export const COUNTS_LOSS = {
+  /** Groups of files the n-gram model is cross-fitted over: each scored by a model of the others' counts. */
+  folds: 5,
+  /**
+   * λ, the GPT's share against the n-gram model in the training loss (the served fit's λ lies
+   * around 0.1 where the n-gram is sure and 0.3–0.6 where it backs off).
+   */
+  gptShare: 0.5,
+  /** Tokens the n-gram cache's weight is tuned on (the first fold's files). */
+  cacheTuneTokens: 200_000,
+} as const;
 
 export const DEFAULT_DATA: DataConfig = {
   // 5-10% is what the issue asks; 8% keeps a few files out even in a 30-file repo.

@@ -171,6 +171,11 @@ export class CopySession {
     this.excluded = documentPath === null || this.corpus === null ? null : this.corpus.spanOf(documentPath);
   }
 
+  /** Leaves out training positions [start, end) (a file's own span, for the training loss's leave-one-file-out scores). */
+  excludeSpan(span: [number, number] | null): void {
+    this.excluded = span;
+  }
+
   get length(): number {
     return this.history.length;
   }

@@ -117,10 +117,13 @@ export interface FimIds { prefix: number; suffix: number; middle: number; eot: n
  * sequence shifted by one. Targets that would be [FP], [FS] or [FM] are −1 (no loss): where the
  * rearranged part starts and where the prefix or the suffix ends are random cuts, not something
  * the text predicts.
+ * origins, when given, receives for each target k the index in `source` it was taken from, or −1
+ * where the target is not predicted as in the left-to-right text the count models follow: the
+ * sentinels, the eot after the middle, and the suffix (which comes before its own prefix here).
  */
 export function fimWindow(
   source: ArrayLike<number>, T: number, i: number, j: number, fim: FimIds, ids: Int32Array, targets: Int32Array,
-  at = 0, format: FimFormat = 'spm', file: [number, number] = [0, T - 3],
+  at = 0, format: FimFormat = 'spm', file: [number, number] = [0, T - 3], origins?: Int32Array,
 ): void {
   const L = T - 3;
   const [lo, hi] = file;
@@ -128,25 +131,28 @@ export function fimWindow(
   const s = lo > 0 && source[lo - 1] === fim.eot ? lo - 1 : lo;
   let k = 0;
   // seq(k) is written as input k and as target k−1.
-  const put = (tok: number, learn: boolean): void => {
+  const put = (tok: number, learn: boolean, origin = -1): void => {
     if (k < T) ids[at + k] = tok;
-    if (k > 0) targets[at + k - 1] = learn ? tok : -1;
+    if (k > 0) {
+      targets[at + k - 1] = learn ? tok : -1;
+      if (origins !== undefined) origins[at + k - 1] = origin;
+    }
     k++;
   };
-  const span = (from: number, to: number): void => {
-    for (let t = from; t < to; t++) put(source[t]!, true);
+  const span = (from: number, to: number, inOrder = true): void => {
+    for (let t = from; t < to; t++) put(source[t]!, true, inOrder ? t : -1);
   };
   span(0, s);
   put(fim.prefix, false);
   if (format === 'psm') {
     span(s, i);
     put(fim.suffix, false);
-    span(j, hi);
+    span(j, hi, false);
     put(fim.middle, false);
-    span(i, j);
+    span(i, j); // the count models follow the prefix, so the middle is predicted as left to right
   } else {
     put(fim.suffix, false);
-    span(j, hi);
+    span(j, hi, false);
     put(fim.middle, false);
     span(s, j); // prefix, then middle: one contiguous run
   }
@@ -192,12 +198,20 @@ export class BatchLoader {
   private readonly fimRate: number;
   private readonly fimFormat: FimFormat;
   private readonly fim: FimIds | null;
+  /** The counts' odds per token of `tokens` (ml/countsOdds.ts), for the mixture loss; null: plain loss. */
+  private readonly odds: Float32Array | null;
+  /** Scratch: where each target of a FIM window came from. */
+  private readonly origins: Int32Array;
 
-  constructor(tokens: Uint16Array, B: number, T: number, seed: number, fim?: FimOptions) {
+  /** odds, when given, is aligned with tokens: next() then fills each target's odds too. */
+  constructor(tokens: Uint16Array, B: number, T: number, seed: number, fim?: FimOptions, odds?: Float32Array) {
     if (tokens.length < T + 1) {
       throw new Error(`the training set has ${tokens.length} tokens, fewer than one window of ${T + 1}: add files or use a preset with a shorter context`);
     }
+    if (odds !== undefined && odds.length !== tokens.length) throw new Error(`BatchLoader: ${odds.length} odds for ${tokens.length} tokens`);
     this.tokens = tokens;
+    this.odds = odds ?? null;
+    this.origins = new Int32Array(B * T);
     this.B = B;
     this.T = T;
     this.seed = seed;
@@ -207,6 +221,11 @@ export class BatchLoader {
       ? { prefix: fim.tokenizer.specialId('<|fim_prefix|>'), suffix: fim.tokenizer.specialId('<|fim_suffix|>'), middle: fim.tokenizer.specialId('<|fim_middle|>'), eot: fim.tokenizer.eotId }
       : null;
     this.startEpoch(0);
+  }
+
+  /** Whether next() fills each target's counts' odds (the mixture loss). */
+  get hasOdds(): boolean {
+    return this.odds !== null;
   }
 
   /** Windows per epoch (the last partial window is dropped). */
@@ -247,9 +266,14 @@ export class BatchLoader {
     this.index = 0;
   }
 
-  /** Fills ids[B*T] and targets[B*T] with the next batch. */
-  next(ids: Int32Array, targets: Int32Array): void {
+  /**
+   * Fills ids[B*T] and targets[B*T] with the next batch, and odds[B*T] with each target's counts'
+   * odds when the loader has them (0 where a target has none: FIM's sentinels and suffix).
+   */
+  next(ids: Int32Array, targets: Int32Array, odds?: Float32Array): void {
     const { B, T, tokens } = this;
+    const src = odds !== undefined ? this.odds : null;
+    if (odds !== undefined && src === null) odds.fill(0, 0, B * T);
     for (let b = 0; b < B; b++) {
       if (this.index >= this.order.length) this.startEpoch(this.epoch + 1);
       const index = this.index++;
@@ -263,7 +287,13 @@ export class BatchLoader {
           const file = fileSpan(source, this.fim.eot, rng);
           const [lo, hi] = file;
           const a = lo + rng.int(hi - lo + 1), c = lo + rng.int(hi - lo + 1);
-          fimWindow(source, T, Math.min(a, c), Math.max(a, c), this.fim, ids, targets, b * T, this.fimFormat, file);
+          fimWindow(source, T, Math.min(a, c), Math.max(a, c), this.fim, ids, targets, b * T, this.fimFormat, file, this.origins);
+          if (src !== null) {
+            for (let t = 0; t < T; t++) {
+              const o = this.origins[b * T + t]!;
+              odds![b * T + t] = o >= 0 ? src[start + o]! : 0;
+            }
+          }
           continue;
         }
       }
@@ -271,6 +301,7 @@ export class BatchLoader {
         ids[b * T + t] = tokens[start + t]!;
         targets[b * T + t] = tokens[start + t + 1]!;
       }
+      if (src !== null) for (let t = 0; t < T; t++) odds![b * T + t] = src[start + t + 1]!;
     }
   }
 }

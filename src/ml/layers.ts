@@ -313,6 +313,26 @@ export function residualForward(out: Floats, a: Floats, b: Floats, n: number): v
 }
 
 /**
+ * The factor on one position's cross-entropy gradient under the mixture loss (ml/countsOdds.ts):
+ * the posterior that the GPT, not the counts, produced the target, 1 / (1 + odds·e^{CE}), with
+ * CE = −ln p_gpt(y) and odds = the counts' share of the served probability over the GPT's share.
+ * odds 0 (no counts, e.g. FIM's sentinels) gives 1: plain cross-entropy.
+ */
+export function mixtureGradientWeight(crossEntropy: number, odds: number): number {
+  if (!(odds > 0)) return 1;
+  // e^{CE} overflows past CE ≈ 709, where the weight is 0 to double precision anyway.
+  return 1 / (1 + odds * Math.exp(Math.min(crossEntropy, 700)));
+}
+
+/** x[N,V]: row n ·= scales[n] (the mixture loss's gradient weight per position, ml/countsOdds.ts). */
+export function scaleRows(x: Floats, scales: ArrayLike<number>, N: number, V: number): void {
+  for (let n = 0; n < N; n++) {
+    const s = scales[n]!;
+    for (let v = 0; v < V; v++) x[n * V + v] *= s;
+  }
+}
+
+/**
  * Fused softmax + cross-entropy + its gradient, in place.
  * logits[N,V] in; targets[N] (a negative target means "no loss at this row");
  * losses[N] out (per row, 0 for ignored rows).

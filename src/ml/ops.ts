@@ -24,6 +24,7 @@ export interface Ops {
   geluBackward: typeof layers.geluBackward;
   residualForward: typeof layers.residualForward;
   crossEntropyForwardBackward: typeof layers.crossEntropyForwardBackward;
+  scaleRows: typeof layers.scaleRows;
 }
 
 export const tsOps: Ops = {
@@ -42,6 +43,7 @@ export const tsOps: Ops = {
   geluBackward: layers.geluBackward,
   residualForward: layers.residualForward,
   crossEntropyForwardBackward: layers.crossEntropyForwardBackward,
+  scaleRows: layers.scaleRows,
 };
 
 /** Byte offset of a view in the kernels' memory (all tensors of a wasm-backed model live there). */
@@ -118,6 +120,11 @@ export function wasmOps(k: Kernels, i32Scratch?: (n: number) => Int32Array): Ops
       }
       // The kernel's "no gradient" is a NaN gradScale.
       return k.crossEntropyForwardBackward(ptr(logits), ptr(losses), targetsPtr(targets, N), N, V, gradScale ?? NaN);
+    },
+    // x[N,V] row n ·= scales[n]
+    scaleRows(x, scales, N, V) {
+      if (!(scales instanceof Float32Array)) throw new Error('scaleRows: scales must be a Float32Array in the kernels\' memory');
+      k.scaleRows(ptr(x), ptr(scales), N, V);
     },
   };
 }

@@ -31,6 +31,8 @@ export interface PoolSetup {
   /** Int32 [B*T] inputs and targets of the current batch. */
   idsPtr: number;
   targetsPtr: number;
+  /** Float32 [B*T]: the counts' odds of each target, for the mixture loss (ml/countsOdds.ts). */
+  oddsPtr: number;
   slots: SlotRegion[];
   /** One packing scratch region per worker thread, claimed at start-up through `counterPtr`. */
   scratchPtrs: number[];
@@ -40,8 +42,11 @@ export interface PoolSetup {
 }
 
 export type PoolTask =
-  /** Forward + backward of sequences [seqStart, seqStart+seqCount) into the slot's gradients (zeroed first). Returns Σ loss / lossDenominator. */
-  | { kind: 'grad'; slot: number; seqStart: number; seqCount: number; lossDenominator: number }
+  /**
+   * Forward + backward of sequences [seqStart, seqStart+seqCount) into the slot's gradients (zeroed
+   * first); withOdds: the mixture loss's gradient, from the batch's odds. Returns Σ loss / lossDenominator.
+   */
+  | { kind: 'grad'; slot: number; seqStart: number; seqCount: number; lossDenominator: number; withOdds: boolean }
   /** Forward only, same sequences convention. Returns Σ loss / lossDenominator. */
   | { kind: 'eval'; slot: number; seqStart: number; seqCount: number; lossDenominator: number }
   /** grads[dst][lo:hi] += Σ grads[src][lo:hi] — one edge set of the reduction tree, one parameter range. */
@@ -102,3 +107,18 @@ export interface BuildOutput {
   corpusBytes: number;
   stats: BuildStats;
 }
+
+// ---- The counts worker (worker/countsWorker.ts): the count models' odds of every training token.
+
+export interface CountsInput {
+  /** train.bin's tokens (a copy: transferred to the worker). */
+  tokens: Uint16Array;
+  vocabSize: number;
+  eotId: number;
+  order: number;
+}
+
+export type CountsMessage =
+  | { type: 'progress'; fraction: number }
+  | { type: 'done'; odds: Float32Array; stats: { tokens: number; files: number; ngramNats: number; countsNats: number; seconds: number } }
+  | { type: 'error'; message: string };

@@ -69,7 +69,7 @@ export interface TrainingStatus {
   state: TrainingState;
   /** Human-readable detail: the phase, an error message, why training is unavailable. */
   message: string;
-  phase?: 'indexing' | 'tokenizer' | 'encoding' | 'training';
+  phase?: 'indexing' | 'tokenizer' | 'encoding' | 'counts' | 'training';
   /** 0..1 within the current preparation phase. */
   phaseFraction?: number;
   step?: number;

@@ -2,7 +2,8 @@
 // object per line with --json), and later by the language server's notifications and the sidebar.
 // Declared once here; field names are snake_case because they are also the CLI's JSON output.
 
-export type Phase = 'indexing' | 'tokenizer' | 'encoding' | 'training' | 'done';
+/** counts: the count models' predictions of every training token, for the mixture loss (ml/countsOdds.ts). */
+export type Phase = 'indexing' | 'tokenizer' | 'encoding' | 'counts' | 'training' | 'done';
 
 /** Files and bytes left out for one reason; skipped folders (never walked) count in `dirs`. */
 export interface SkipTallyEvent { files: number; bytes: number; dirs: number }
@@ -15,6 +16,8 @@ export type TrainEvent =
   | { event: 'corpus'; files: number; bytes: number; train_files: number; val_files: number; skipped: Record<string, SkipTallyEvent>; secrets: Record<string, number> }
   | { event: 'tokenizer'; vocab_size: number; seconds: number; reused: boolean }
   | { event: 'dataset'; train_tokens: number; val_tokens: number; bytes_per_token: number }
+  /** The count models on the training tokens, cross-fitted (nats/token): what the mixture loss trains the GPT against. */
+  | { event: 'counts'; tokens: number; files: number; ngram_nats: number; counts_nats: number; seconds: number }
   | { event: 'model'; engine: string; params: number; n_layer: number; n_head: number; n_embd: number; context: number; vocab_size: number; batch: number; total_steps: number; resumed_from_step: number }
   | { event: 'step'; step: number; total_steps: number; epoch: number; loss: number; lr: number; grad_norm: number; tokens_per_s: number; elapsed_s: number; eta_s: number }
   | { event: 'eval'; step: number; val_loss: number }

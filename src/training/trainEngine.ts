@@ -14,7 +14,8 @@ export interface TrainEngine {
   readonly optimizer: AdamW;
   /** For progress output: "wasm-simd, 2 threads". */
   readonly description: string;
-  step(ids: ArrayLike<number>, targets: ArrayLike<number>, hyper: AdamWHyper, gradClip: number): Promise<StepResult>;
+  /** One optimizer step; odds (the counts' odds of each target): the mixture loss's gradient. */
+  step(ids: ArrayLike<number>, targets: ArrayLike<number>, hyper: AdamWHyper, gradClip: number, odds?: ArrayLike<number>): Promise<StepResult>;
   evaluate(ids: ArrayLike<number>, targets: ArrayLike<number>): Promise<number>;
   close(): Promise<void>;
 }
@@ -40,8 +41,8 @@ class PoolEngine implements TrainEngine {
     this.description = `wasm-simd, ${pool.threads} thread${pool.threads === 1 ? '' : 's'}`;
   }
 
-  step(ids: ArrayLike<number>, targets: ArrayLike<number>, hyper: AdamWHyper, gradClip: number): Promise<StepResult> {
-    return this.pool.trainStep(ids, targets, hyper, gradClip);
+  step(ids: ArrayLike<number>, targets: ArrayLike<number>, hyper: AdamWHyper, gradClip: number, odds?: ArrayLike<number>): Promise<StepResult> {
+    return this.pool.trainStep(ids, targets, hyper, gradClip, odds);
   }
 
   evaluate(ids: ArrayLike<number>, targets: ArrayLike<number>): Promise<number> {
@@ -67,9 +68,9 @@ class InProcessEngine implements TrainEngine {
     this.T = opts.T;
   }
 
-  async step(ids: ArrayLike<number>, targets: ArrayLike<number>, hyper: AdamWHyper, gradClip: number): Promise<StepResult> {
+  async step(ids: ArrayLike<number>, targets: ArrayLike<number>, hyper: AdamWHyper, gradClip: number, odds?: ArrayLike<number>): Promise<StepResult> {
     this.model.zeroGrad();
-    const loss = this.model.forward(ids, targets, this.B, this.T);
+    const loss = this.model.forward(ids, targets, this.B, this.T, undefined, odds ?? null);
     this.model.backward();
     const gradNorm = clipGradNorm(this.model.grads, gradClip);
     if (Number.isFinite(loss) && Number.isFinite(gradNorm)) this.optimizer.update(this.model.params, this.model.grads, this.model.layout, hyper);

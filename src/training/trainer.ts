@@ -17,6 +17,7 @@ import { createEngine } from './trainEngine';
 import { loadSavedDataset, prepareDataset, Prepared } from './runDataset';
 import { defaultThreads, TrainOptions } from './runOptions';
 import { trainLoop } from './trainLoop';
+import { countsForLoss } from './countsForLoss';
 
 export { defaultThreads };
 export type { TrainOptions };
@@ -128,11 +129,13 @@ export async function runTraining(opts: TrainOptions, rawEmit: TrainEventSink): 
     }
   }
 
-  emit({ event: 'phase', phase: 'training' });
   const B = train.batchSize;
   const T = Math.min(modelCfg.contextLength, Math.max(8, data.train.length - 1));
   if (data.train.length < 2) throw new Error('the training set is empty after tokenization: add source files to the folder');
-  const loader = new BatchLoader(data.train, B, T, train.seed, { fimRate: train.fimRate ?? 0, fimFormat: train.fimFormat, tokenizer: data.tokenizer });
+  // A run saved before the loss option trained plain cross-entropy, and keeps doing so.
+  const odds = train.loss === 'mixture' ? await countsForLoss(data.train, data.tokenizer.vocabSize, data.tokenizer.eotId, emit) : undefined;
+  emit({ event: 'phase', phase: 'training' });
+  const loader = new BatchLoader(data.train, B, T, train.seed, { fimRate: train.fimRate ?? 0, fimFormat: train.fimFormat, tokenizer: data.tokenizer }, odds);
   if (state !== null) loader.restore(state.cursor);
   const valSet = validationBatches(data.val, B, T, train.evalBatches);
   const plannedSteps = Math.max(1, Math.round(train.epochs * loader.stepsPerEpoch));

@@ -60,9 +60,10 @@ export class TrainingPool {
   private readonly T: number;
   private readonly ids: Int32Array;
   private readonly targets: Int32Array;
+  private readonly odds: Float32Array;
   private readonly batch: { starts: number[]; counts: number[] };
 
-  private constructor(opts: PoolOptions, setup: PoolSetup, model: Gpt, optimizer: AdamW, ids: Int32Array, targets: Int32Array, sharedBytes: number) {
+  private constructor(opts: PoolOptions, setup: PoolSetup, model: Gpt, optimizer: AdamW, ids: Int32Array, targets: Int32Array, odds: Float32Array, sharedBytes: number) {
     this.setup = setup;
     const pool = startThreads(setup, opts.threads);
     this.threads = opts.threads;
@@ -74,6 +75,7 @@ export class TrainingPool {
     this.T = opts.T;
     this.ids = ids;
     this.targets = targets;
+    this.odds = odds;
     this.batch = splitBatch(opts.B, opts.threads);
     this.sharedBytes = sharedBytes;
   }
@@ -97,6 +99,7 @@ export class TrainingPool {
     const v = arena.f32(numParams);
     const ids = arena.i32(B * T);
     const targets = arena.i32(B * T);
+    const odds = arena.f32(B * T);
     const { counts } = splitBatch(B, threads);
     const slots: SlotRegion[] = counts.map((seqs, w) => {
       // Idle members (more workers than sequences) still get a gradient buffer only if they are
@@ -113,9 +116,9 @@ export class TrainingPool {
     const optimizer = new AdamW(numParams, { m, v });
     const setup: PoolSetup = {
       module, memory, cfg, T, seqsPerPass, paramsPtr: params.byteOffset, mPtr: m.byteOffset, vPtr: v.byteOffset,
-      idsPtr: ids.byteOffset, targetsPtr: targets.byteOffset, slots, scratchPtrs, counterPtr, workerFile,
+      idsPtr: ids.byteOffset, targetsPtr: targets.byteOffset, oddsPtr: odds.byteOffset, slots, scratchPtrs, counterPtr, workerFile,
     };
-    return new TrainingPool(opts, setup, model, optimizer, ids, targets, arena.bytesUsed);
+    return new TrainingPool(opts, setup, model, optimizer, ids, targets, odds, arena.bytesUsed);
   }
 
   /** Internal: one task on whichever thread is free (tests use it to inject a failing task). */
@@ -127,9 +130,13 @@ export class TrainingPool {
     return this.batch.counts.flatMap((c, w) => (c > 0 ? [w] : []));
   }
 
-  private load(ids: ArrayLike<number>, targets: ArrayLike<number>): number {
+  private load(ids: ArrayLike<number>, targets: ArrayLike<number>, odds?: ArrayLike<number>): number {
     const n = this.B * this.T;
     if (ids.length < n || targets.length < n) throw new Error(`pool: expected ${n} ids and targets`);
+    if (odds !== undefined) {
+      if (odds.length < n) throw new Error(`pool: expected ${n} odds`);
+      for (let i = 0; i < n; i++) this.odds[i] = odds[i]!;
+    }
     let counted = 0;
     for (let i = 0; i < n; i++) {
       this.ids[i] = ids[i]!;
@@ -184,9 +191,12 @@ export class TrainingPool {
     }
   }
 
-  /** One optimizer step on a [B,T] batch. Returns the batch's mean loss and the pre-clip gradient norm. */
-  async trainStep(ids: ArrayLike<number>, targets: ArrayLike<number>, hyper: AdamWHyper, gradClip: number): Promise<StepResult> {
-    const denom = this.load(ids, targets);
+  /**
+   * One optimizer step on a [B,T] batch (with odds: of the mixture loss, ml/countsOdds.ts).
+   * Returns the batch's mean loss (the GPT's cross-entropy) and the pre-clip gradient norm.
+   */
+  async trainStep(ids: ArrayLike<number>, targets: ArrayLike<number>, hyper: AdamWHyper, gradClip: number, odds?: ArrayLike<number>): Promise<StepResult> {
+    const denom = this.load(ids, targets, odds);
     if (denom === 0) throw new Error('pool: batch has no targets');
     const { starts, counts } = this.batch;
     const n = this.model.numParams;
@@ -194,7 +204,7 @@ export class TrainingPool {
     // Gradients, tree reduction and norm can be recomputed from scratch if a worker fails:
     // every gradient task starts by zeroing its slot, and nothing touched the weights yet.
     const { loss, gradNorm } = await this.retrying('computing gradients', async () => {
-      const losses = await Promise.all(this.activeSlots().map((w) => this.run({ kind: 'grad', slot: w, seqStart: starts[w]!, seqCount: counts[w]!, lossDenominator: denom })));
+      const losses = await Promise.all(this.activeSlots().map((w) => this.run({ kind: 'grad', slot: w, seqStart: starts[w]!, seqCount: counts[w]!, lossDenominator: denom, withOdds: odds !== undefined })));
       await this.reduce();
       const squares = await Promise.all(ranges.map(([lo, hi]) => this.run({ kind: 'sumsq', slot: this.tree.root, lo, hi })));
       return { loss: losses.reduce((a, b) => a + b, 0), gradNorm: Math.sqrt(squares.reduce((a, b) => a + b, 0)) };

@@ -20,6 +20,7 @@ interface WorkerState {
   v: Float32Array;
   ids: Int32Array;
   targets: Int32Array;
+  odds: Float32Array;
   layout: ParamTensor[];
   numParams: number;
   grads: Float32Array[];
@@ -48,6 +49,7 @@ function init(): WorkerState {
     v: new Float32Array(buf, setup.vPtr, numParams),
     ids: new Int32Array(buf, setup.idsPtr, maxSeqs * setup.slots.length * setup.T),
     targets: new Int32Array(buf, setup.targetsPtr, maxSeqs * setup.slots.length * setup.T),
+    odds: new Float32Array(buf, setup.oddsPtr, maxSeqs * setup.slots.length * setup.T),
     grads: setup.slots.map((s) => (s.maxSeqs > 0 || s.gradsPtr !== 0 ? new Float32Array(buf, s.gradsPtr, numParams) : new Float32Array(0))),
     models: new Map(),
   };
@@ -107,7 +109,7 @@ export default function handle(task: PoolTask): number {
         if (task.kind === 'eval') {
           loss += model.evaluate(ids, targets, n, T, task.lossDenominator);
         } else {
-          loss += model.forward(ids, targets, n, T, task.lossDenominator);
+          loss += model.forward(ids, targets, n, T, task.lossDenominator, task.withOdds ? s.odds.subarray(lo, lo + n * T) : null);
           model.backward();
         }
       }

@@ -72,6 +72,8 @@ export const KERNELS = {
     wasm: 'cross_entropy_forward_backward', returns: 'f64',
     args: ['logits: ptr', 'losses: ptr', 'targets: ptr', 'N: i32', 'V: i32', 'gradScale: f64'],
   },
+  /** x[N,V] row n ·= scales[n] (the mixture loss's per-position gradient weight). */
+  scaleRows: { wasm: 'scale_rows', returns: 'void', args: ['x: ptr', 'scales: ptr', 'N: i32', 'V: i32'] },
   /** out[N,C] = (inp − mean)·rstd·weight[C] + bias[C]; saves mean[N], rstd[N]. eps: LAYERNORM_EPS. */
   layernormForward: {
     wasm: 'layernorm_forward', returns: 'void',

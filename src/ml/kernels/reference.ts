@@ -124,6 +124,7 @@ export const KERNEL_TWINS = {
   geluForward: layers.geluForward,
   geluBackward: layers.geluBackward,
   crossEntropyForwardBackward: layers.crossEntropyForwardBackward,
+  scaleRows: layers.scaleRows,
   layernormForward: layers.layernormForward,
   layernormBackward: layers.layernormBackward,
   causalSoftmaxRows: causalSoftmaxRowsRef,

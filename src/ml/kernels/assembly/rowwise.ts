@@ -9,6 +9,17 @@ import { LAYERNORM_EPS } from '../../constants';
 import { expv, exps, highHalf, hmax32, hsum32, hsum64, scaleFloats, zeroFloats } from './math';
 
 // ---------------------------------------------------------------------------------------
+// Row scaling (twin: layers.scaleRows): x[N,V] row n ·= scales[n]. The mixture loss weights each
+// position's cross-entropy gradient by the GPT's posterior share (ml/countsOdds.ts).
+export function scale_rows(x: usize, scales: usize, N: i32, V: i32): void {
+  const rowB = <usize>V << 2;
+  for (let n = 0; n < N; n++) {
+    const row = x + <usize>n * rowB;
+    scaleFloats(row, row, load<f32>(scales + (<usize>n << 2)), V);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // Fused softmax + cross-entropy + gradient, in place (twin: layers.crossEntropyForwardBackward).
 //   logits[N,V] f32; targets[N] i32 (negative = no loss at this row); losses[N] f32 out.
 //   gradScale: NaN = no gradient (logits are left untouched); otherwise logits is overwritten
