@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Generate test/fixtures/gpt-reference.safetensors: a PyTorch ground truth
 for the TypeScript GPT-2 engine (forward, loss, backward, grad clipping and
-two AdamW steps).
+two AdamW steps), and the gradient of the mixture loss the engine trains with
+(src/ml/countsOdds.ts): mean over targets of -ln(p_gpt(y) + odds).
 
 Run by hand:  /usr/bin/python3 scripts/make-reference.py
 
@@ -74,6 +75,17 @@ def train_step(model, opt, ids, targets):
     return logits.detach(), loss.detach(), norm.detach(), grads
 
 
+def mixture_grads(model, ids, targets, odds):
+    """Gradients of the mixture loss at the current weights (the weights are not changed)."""
+    import copy
+    m = copy.deepcopy(model)
+    logits, _ = m(ids, targets)
+    p = torch.softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    loss = -torch.log(p + odds).mean()
+    loss.backward()
+    return loss.detach(), {f"mixgrad.{n}": q.grad.detach().clone() for n, q in m.named_parameters()}
+
+
 def main():
     torch.manual_seed(SEED)
     torch.set_num_threads(1)
@@ -86,6 +98,12 @@ def main():
 
     out = snapshot(model, "param")
     opt = make_optimizer(model)
+    # The counts' odds of each target: none (0) to far ahead of the GPT (drawn after everything
+    # above, so the other tensors are those of the fixture's first version).
+    odds = torch.exp(2.0 * torch.randn(B, T) - 2.0)
+    odds[:, ::4] = 0.0
+    mix_loss, mix_grads = mixture_grads(model, ids, targets, odds)
+    out.update(mix_grads)
 
     logits, loss, norm, grads = train_step(model, opt, ids, targets)
     out.update(grads)
@@ -106,6 +124,8 @@ def main():
         "loss2": loss2.reshape(1),
         "grad_norm": norm.reshape(1),
         "grad_norm2": norm2.reshape(1),
+        "odds": odds,
+        "mix_loss": mix_loss.reshape(1),
     })
     metadata = {
         "config": json.dumps(CONFIG.to_hf_dict()),

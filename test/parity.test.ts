@@ -82,3 +82,20 @@ test('after torch\'s first step, our loss and gradients match torch\'s second st
     assertClose(model.gradTensor(t.name), get(`grad2.${t.name}`).data as Float32Array, 1e-4, `grad2 ${t.name}`);
   }
 });
+
+test('the mixture loss: our gradient of mean −ln(p_gpt(y) + odds) matches PyTorch autograd', () => {
+  const { model, ids, targets, B, T } = loadModel();
+  const odds = get('odds').data as Float32Array;
+  assert.ok(odds.some((x) => x === 0) && odds.some((x) => x > 1), 'the fixture covers no-counts and counts-ahead targets');
+  model.zeroGrad();
+  model.forward(ids, targets, B, T, undefined, odds);
+  model.backward();
+  const ce = model.lossesView();
+  let loss = 0;
+  for (let i = 0; i < B * T; i++) loss -= Math.log(Math.exp(-ce[i]!) + odds[i]!);
+  const ref = (get('mix_loss').data as Float32Array)[0]!;
+  assert.ok(Math.abs(loss / (B * T) - ref) / ref < 1e-5, `mixture loss ${loss / (B * T)} vs torch ${ref}`);
+  for (const t of model.layout) {
+    assertClose(model.gradTensor(t.name), get(`mixgrad.${t.name}`).data as Float32Array, 1e-4, `mixture grad ${t.name}`);
+  }
+});
