@@ -114,7 +114,7 @@ test('a worker thread that dies mid-step is replaced and the step redone; a thro
     assert.ok(r1.loss > r2.loss - 1);
     for (let i = 0; i < victim.model.params.length; i += 97) assert.ok(Math.abs(victim.model.params[i]! - reference.model.params[i]!) < 1e-6);
     // A task that throws inside a worker surfaces as an error naming the problem.
-    await assert.rejects(victim.run({ kind: 'grad', slot: 99, seqStart: 0, seqCount: 1, lossDenominator: 1, withOdds: false }), /slot|undefined|region/i);
+    await assert.rejects(victim.run({ kind: 'grad', slot: 99, seqStart: 0, seqCount: 1, lossDenominator: 1, mixture: null }), /slot|undefined|region/i);
     // And the pool still trains afterwards.
     const after = await victim.trainStep(a.ids, a.targets, hyper, 1);
     assert.ok(Number.isFinite(after.loss));

@@ -200,7 +200,7 @@ test('whole GPT: backward matches finite differences of the loss (float64, every
   }
 });
 
-test('whole GPT with the mixture loss: backward is the gradient of mean −ln(p_gpt(y) + odds) (float64, every tensor)', () => {
+for (const plainShare of [0, 0.4]) test(`whole GPT with the mixture loss (plain share ${plainShare}): backward is the gradient of mean β·CE − (1 − β)·ln(p_gpt(y) + odds) (float64, every tensor)`, () => {
   const rng = new Rng(9);
   const cfg = { vocabSize: 11, contextLength: 6, dModel: 8, nLayer: 2, nHead: 2 };
   const model = new Gpt(cfg, 'float64');
@@ -211,16 +211,16 @@ test('whole GPT with the mixture loss: backward is the gradient of mean −ln(p_
   // Odds from none (0: plain cross-entropy there) to the counts far ahead of the GPT.
   const odds = Array.from({ length: N }, (_, i) => (i % 4 === 0 ? 0 : Math.exp(rng.normal() * 2 - 2)));
   const counted = targets.filter((t) => t >= 0).length;
-  // The reference: the served mixture's loss from the GPT's per-position cross-entropy, written out.
+  // The reference: the loss from the GPT's per-position cross-entropy, written out.
   const mixtureLoss = (): number => {
     model.evaluate(ids, targets, B, T);
     const ce = model.lossesView();
     let s = 0;
-    for (let i = 0; i < N; i++) if (targets[i]! >= 0) s -= Math.log(Math.exp(-ce[i]!) + odds[i]!);
+    for (let i = 0; i < N; i++) if (targets[i]! >= 0) s += plainShare * ce[i]! - (1 - plainShare) * Math.log(Math.exp(-ce[i]!) + odds[i]!);
     return s / counted;
   };
   model.zeroGrad();
-  model.forward(ids, targets, B, T, undefined, odds);
+  model.forward(ids, targets, B, T, undefined, { odds, plainShare });
   model.backward();
   const analytic = Float64Array.from(model.grads);
   let plainDiffers = false;

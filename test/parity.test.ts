@@ -88,7 +88,7 @@ test('the mixture loss: our gradient of mean −ln(p_gpt(y) + odds) matches PyTo
   const odds = get('odds').data as Float32Array;
   assert.ok(odds.some((x) => x === 0) && odds.some((x) => x > 1), 'the fixture covers no-counts and counts-ahead targets');
   model.zeroGrad();
-  model.forward(ids, targets, B, T, undefined, odds);
+  model.forward(ids, targets, B, T, undefined, { odds, plainShare: 0 });
   model.backward();
   const ce = model.lossesView();
   let loss = 0;

@@ -62,6 +62,13 @@ export interface TrainConfig {
    * 'plain' cross-entropy of the GPT alone. Runs saved before this option train 'plain'.
    */
   loss: 'mixture' | 'plain';
+  /**
+   * β: the share of the GPT's own cross-entropy in the mixture loss, β·CE + (1 − β)·mixture: the
+   * pure mixture loss (β = 0) lets the network ignore what the counts predict, and a network
+   * trained for minutes on one repository then spends its passes memorising the rare tokens that
+   * remain (docs/experiments.md).
+   */
+  mixturePlainShare: number;
 }
 
 /**
@@ -124,6 +131,7 @@ export const DEFAULT_TRAIN: TrainConfig = {
   // SPM: a small model learns it in minutes; PSM it does not (docs/experiments.md).
   fimFormat: 'spm',
   loss: 'mixture',
+  mixturePlainShare: 0.5,
 };
 
 /** The mixture-aware training loss (ml/countsOdds.ts). */

@@ -7,7 +7,7 @@
 
 import { ModelConfig, validateModelConfig } from './config';
 import { layoutSize, parameterLayout, ParamTensor } from './paramLayout';
-import { mixtureGradientWeight, type Floats } from './layers';
+import { mixtureGradientWeight, type Floats, type MixtureLoss } from './layers';
 import { Ops, tsOps } from './ops';
 import { FloatAlloc, heapAlloc } from './arena';
 import { Rng } from './rng';
@@ -257,12 +257,12 @@ export class Gpt {
    * - targets given: returns the mean cross-entropy (or Σ loss / lossDenominator) and, fused with
    *   it chunk by chunk, the output head's gradients: d/d(wte) is ACCUMULATED into grads and
    *   d/d(ln_f output) is kept for backward(). Call zeroGrad() first, backward() after.
-   * - odds given ([B*T], the counts' odds of each target: ml/countsOdds.ts): the gradient is the
-   *   served mixture's, each position's cross-entropy gradient times the GPT's posterior share
-   *   1 / (1 + odds·e^{loss}). The returned loss is still the GPT's own cross-entropy.
+   * - mixture given (the counts' odds of each target, ml/countsOdds.ts): the gradient is the
+   *   mixture loss's, each position's cross-entropy gradient times layers.mixtureGradientWeight.
+   *   The returned loss is still the GPT's own cross-entropy.
    */
-  forward(ids: ArrayLike<number>, targets: ArrayLike<number> | null, B: number, T: number, lossDenominator?: number, odds?: ArrayLike<number> | null): number {
-    return this.run(ids, targets, B, T, targets === null ? 'logits' : 'train', lossDenominator, odds ?? null);
+  forward(ids: ArrayLike<number>, targets: ArrayLike<number> | null, B: number, T: number, lossDenominator?: number, mixture?: MixtureLoss | null): number {
+    return this.run(ids, targets, B, T, targets === null ? 'logits' : 'train', lossDenominator, mixture ?? null);
   }
 
   /**
@@ -273,7 +273,7 @@ export class Gpt {
     return this.run(ids, targets, B, T, 'loss', lossDenominator);
   }
 
-  private run(ids: ArrayLike<number>, targets: ArrayLike<number> | null, B: number, T: number, mode: 'logits' | 'loss' | 'train', lossDenominator?: number, odds: ArrayLike<number> | null = null): number {
+  private run(ids: ArrayLike<number>, targets: ArrayLike<number> | null, B: number, T: number, mode: 'logits' | 'loss' | 'train', lossDenominator?: number, mixture: MixtureLoss | null = null): number {
     const { dModel: C, nHead: NH, vocabSize: V, contextLength } = this.cfg;
     if (T > contextLength) throw new Error(`sequence length ${T} exceeds the model's context ${contextLength}`);
     if (ids.length < B * T) throw new Error(`forward: expected ${B * T} ids, got ${ids.length}`);
@@ -328,9 +328,10 @@ export class Gpt {
       // logits[rows,V] = lnf[rows,C]·wteᵀ; then softmax-CE, in place into dlogits when training
       ops.headForward(logits, lnfRows, p.wte, rows, C, V);
       sum += ops.crossEntropyForwardBackward(logits, a.losses.subarray(r0, r0 + rows), tg.subarray(r0, r0 + rows), rows, V, g === null ? null : 1 / denom);
-      if (g !== null && odds !== null) {
-        // dlogits[rows,V] ·= r: the mixture loss's gradient (rows without a target are 0 already).
-        for (let r = 0; r < rows; r++) g.rowWeight[r] = mixtureGradientWeight(a.losses[r0 + r]!, odds[r0 + r]!);
+      if (g !== null && mixture !== null) {
+        // dlogits[rows,V] ·= the mixture loss's weight per row (rows without a target are 0 already).
+        const { odds, plainShare } = mixture;
+        for (let r = 0; r < rows; r++) g.rowWeight[r] = mixtureGradientWeight(a.losses[r0 + r]!, odds[r0 + r]!, plainShare);
         ops.scaleRows(logits, g.rowWeight, rows, V);
       }
       if (g !== null) ops.headBackward(g.dln.subarray(r0 * C, (r0 + rows) * C), this.g.wte, logits, lnfRows, p.wte, rows, C, V);

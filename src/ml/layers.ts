@@ -313,15 +313,26 @@ export function residualForward(out: Floats, a: Floats, b: Floats, n: number): v
 }
 
 /**
- * The factor on one position's cross-entropy gradient under the mixture loss (ml/countsOdds.ts):
- * the posterior that the GPT, not the counts, produced the target, 1 / (1 + odds·e^{CE}), with
- * CE = −ln p_gpt(y) and odds = the counts' share of the served probability over the GPT's share.
+ * The mixture loss of a batch (ml/countsOdds.ts): per position, plainShare·CE + (1 − plainShare)·
+ * (−ln(p_gpt(y) + odds)) — the served mixture's loss, blended with the GPT's own cross-entropy.
+ */
+export interface MixtureLoss {
+  /** [B*T] the counts' odds of each target (0: no counts there). */
+  odds: ArrayLike<number>;
+  /** β ∈ [0, 1]: the plain cross-entropy's share. */
+  plainShare: number;
+}
+
+/**
+ * The factor on one position's cross-entropy gradient under the mixture loss: β + (1 − β)·r, where
+ * r = 1 / (1 + odds·e^{CE}) is the posterior that the GPT, not the counts, produced the target
+ * (CE = −ln p_gpt(y); odds = the counts' share of the served probability over the GPT's share).
  * odds 0 (no counts, e.g. FIM's sentinels) gives 1: plain cross-entropy.
  */
-export function mixtureGradientWeight(crossEntropy: number, odds: number): number {
+export function mixtureGradientWeight(crossEntropy: number, odds: number, plainShare = 0): number {
   if (!(odds > 0)) return 1;
-  // e^{CE} overflows past CE ≈ 709, where the weight is 0 to double precision anyway.
-  return 1 / (1 + odds * Math.exp(Math.min(crossEntropy, 700)));
+  // e^{CE} overflows past CE ≈ 709, where r is 0 to double precision anyway.
+  return plainShare + (1 - plainShare) / (1 + odds * Math.exp(Math.min(crossEntropy, 700)));
 }
 
 /** x[N,V]: row n ·= scales[n] (the mixture loss's gradient weight per position, ml/countsOdds.ts). */

@@ -44,9 +44,10 @@ export interface PoolSetup {
 export type PoolTask =
   /**
    * Forward + backward of sequences [seqStart, seqStart+seqCount) into the slot's gradients (zeroed
-   * first); withOdds: the mixture loss's gradient, from the batch's odds. Returns Σ loss / lossDenominator.
+   * first); mixture: the mixture loss's gradient, from the batch's odds, with that plain share.
+   * Returns Σ loss / lossDenominator.
    */
-  | { kind: 'grad'; slot: number; seqStart: number; seqCount: number; lossDenominator: number; withOdds: boolean }
+  | { kind: 'grad'; slot: number; seqStart: number; seqCount: number; lossDenominator: number; mixture: { plainShare: number } | null }
   /** Forward only, same sequences convention. Returns Σ loss / lossDenominator. */
   | { kind: 'eval'; slot: number; seqStart: number; seqCount: number; lossDenominator: number }
   /** grads[dst][lo:hi] += Σ grads[src][lo:hi] — one edge set of the reduction tree, one parameter range. */

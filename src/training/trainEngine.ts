@@ -5,6 +5,7 @@
 import { ModelConfig } from '../ml/config';
 import { Gpt } from '../ml/gpt';
 import { AdamW, AdamWHyper, clipGradNorm } from '../ml/adamw';
+import type { MixtureLoss } from '../ml/layers';
 import { StepResult, TrainingPool } from './trainingPool';
 import { distPath } from '../runtime/distFiles';
 
@@ -14,8 +15,8 @@ export interface TrainEngine {
   readonly optimizer: AdamW;
   /** For progress output: "wasm-simd, 2 threads". */
   readonly description: string;
-  /** One optimizer step; odds (the counts' odds of each target): the mixture loss's gradient. */
-  step(ids: ArrayLike<number>, targets: ArrayLike<number>, hyper: AdamWHyper, gradClip: number, odds?: ArrayLike<number>): Promise<StepResult>;
+  /** One optimizer step; with mixture (the counts' odds of each target), of the mixture loss. */
+  step(ids: ArrayLike<number>, targets: ArrayLike<number>, hyper: AdamWHyper, gradClip: number, mixture?: MixtureLoss): Promise<StepResult>;
   evaluate(ids: ArrayLike<number>, targets: ArrayLike<number>): Promise<number>;
   close(): Promise<void>;
 }
@@ -41,8 +42,8 @@ class PoolEngine implements TrainEngine {
     this.description = `wasm-simd, ${pool.threads} thread${pool.threads === 1 ? '' : 's'}`;
   }
 
-  step(ids: ArrayLike<number>, targets: ArrayLike<number>, hyper: AdamWHyper, gradClip: number, odds?: ArrayLike<number>): Promise<StepResult> {
-    return this.pool.trainStep(ids, targets, hyper, gradClip, odds);
+  step(ids: ArrayLike<number>, targets: ArrayLike<number>, hyper: AdamWHyper, gradClip: number, mixture?: MixtureLoss): Promise<StepResult> {
+    return this.pool.trainStep(ids, targets, hyper, gradClip, mixture);
   }
 
   evaluate(ids: ArrayLike<number>, targets: ArrayLike<number>): Promise<number> {
@@ -68,9 +69,9 @@ class InProcessEngine implements TrainEngine {
     this.T = opts.T;
   }
 
-  async step(ids: ArrayLike<number>, targets: ArrayLike<number>, hyper: AdamWHyper, gradClip: number, odds?: ArrayLike<number>): Promise<StepResult> {
+  async step(ids: ArrayLike<number>, targets: ArrayLike<number>, hyper: AdamWHyper, gradClip: number, mixture?: MixtureLoss): Promise<StepResult> {
     this.model.zeroGrad();
-    const loss = this.model.forward(ids, targets, this.B, this.T, undefined, odds ?? null);
+    const loss = this.model.forward(ids, targets, this.B, this.T, undefined, mixture ?? null);
     this.model.backward();
     const gradNorm = clipGradNorm(this.model.grads, gradClip);
     if (Number.isFinite(loss) && Number.isFinite(gradNorm)) this.optimizer.update(this.model.params, this.model.grads, this.model.layout, hyper);

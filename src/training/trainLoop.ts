@@ -61,7 +61,8 @@ export async function trainLoop(c: LoopContext): Promise<void> {
   let lastValLoss: number | null = state?.lastValLoss ?? null;
   const ids = new Int32Array(B * T);
   const targets = new Int32Array(B * T);
-  const odds = loader.hasOdds ? new Float32Array(B * T) : undefined;
+  // The mixture loss's inputs, refilled with each batch (a run saved before the option: plain share 0).
+  const mixture = loader.hasOdds ? { odds: new Float32Array(B * T), plainShare: train.mixturePlainShare ?? 0 } : undefined;
   // Throughput over the recent steps (a window, so the figure follows changes in machine load).
   const recent: { t: number; tokens: number }[] = [];
   const hyper = { lr: 0, beta1: train.beta1, beta2: train.beta2, eps: train.eps, weightDecay: train.weightDecay };
@@ -107,8 +108,8 @@ export async function trainLoop(c: LoopContext): Promise<void> {
     if (budgetSec > 0 && elapsed() >= budgetSec) break;
     const progress = Math.max(step / totalSteps, budgetSec > 0 ? elapsed() / budgetSec : 0);
     hyper.lr = learningRate(schedule, step, progress) * lrScale;
-    loader.next(ids, targets, odds);
-    const { loss, gradNorm } = await engine.step(ids, targets, hyper, train.gradClip, odds);
+    loader.next(ids, targets, mixture?.odds);
+    const { loss, gradNorm } = await engine.step(ids, targets, hyper, train.gradClip, mixture);
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
       // The engines skip the update on a non-finite loss or gradient, so the weights are still
       // the last good ones. Skip this batch and halve the learning rate; a run that keeps

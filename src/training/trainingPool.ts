@@ -11,6 +11,7 @@ import Piscina from 'piscina';
 import { ModelConfig } from '../ml/config';
 import { parameterCount } from '../ml/paramLayout';
 import { activationFloats, Gpt, gradActivationFloats } from '../ml/gpt';
+import type { MixtureLoss } from '../ml/layers';
 import { AdamW, AdamWHyper, clipCoefficient } from '../ml/adamw';
 import { WasmArena } from '../ml/arena';
 import { compileKernelsChecked } from '../ml/wasmRuntime';
@@ -192,11 +193,12 @@ export class TrainingPool {
   }
 
   /**
-   * One optimizer step on a [B,T] batch (with odds: of the mixture loss, ml/countsOdds.ts).
+   * One optimizer step on a [B,T] batch (with mixture: of the mixture loss, ml/countsOdds.ts).
    * Returns the batch's mean loss (the GPT's cross-entropy) and the pre-clip gradient norm.
    */
-  async trainStep(ids: ArrayLike<number>, targets: ArrayLike<number>, hyper: AdamWHyper, gradClip: number, odds?: ArrayLike<number>): Promise<StepResult> {
-    const denom = this.load(ids, targets, odds);
+  async trainStep(ids: ArrayLike<number>, targets: ArrayLike<number>, hyper: AdamWHyper, gradClip: number, mixture?: MixtureLoss): Promise<StepResult> {
+    const denom = this.load(ids, targets, mixture?.odds);
+    const mixtureTask = mixture === undefined ? null : { plainShare: mixture.plainShare };
     if (denom === 0) throw new Error('pool: batch has no targets');
     const { starts, counts } = this.batch;
     const n = this.model.numParams;
@@ -204,7 +206,7 @@ export class TrainingPool {
     // Gradients, tree reduction and norm can be recomputed from scratch if a worker fails:
     // every gradient task starts by zeroing its slot, and nothing touched the weights yet.
     const { loss, gradNorm } = await this.retrying('computing gradients', async () => {
-      const losses = await Promise.all(this.activeSlots().map((w) => this.run({ kind: 'grad', slot: w, seqStart: starts[w]!, seqCount: counts[w]!, lossDenominator: denom, withOdds: odds !== undefined })));
+      const losses = await Promise.all(this.activeSlots().map((w) => this.run({ kind: 'grad', slot: w, seqStart: starts[w]!, seqCount: counts[w]!, lossDenominator: denom, mixture: mixtureTask })));
       await this.reduce();
       const squares = await Promise.all(ranges.map(([lo, hi]) => this.run({ kind: 'sumsq', slot: this.tree.root, lo, hi })));
       return { loss: losses.reduce((a, b) => a + b, 0), gradNorm: Math.sqrt(squares.reduce((a, b) => a + b, 0)) };

@@ -109,7 +109,8 @@ export default function handle(task: PoolTask): number {
         if (task.kind === 'eval') {
           loss += model.evaluate(ids, targets, n, T, task.lossDenominator);
         } else {
-          loss += model.forward(ids, targets, n, T, task.lossDenominator, task.withOdds ? s.odds.subarray(lo, lo + n * T) : null);
+          const mixture = task.mixture === null ? null : { odds: s.odds.subarray(lo, lo + n * T), plainShare: task.mixture.plainShare };
+          loss += model.forward(ids, targets, n, T, task.lossDenominator, mixture);
           model.backward();
         }
       }
