@@ -8,7 +8,7 @@ import { ServedModel, ServedParts } from '../src/ml/servedModel';
 import { BpeTokenizer } from '../src/ml/bpe';
 import { CompletionEngine, CompletionModel } from '../src/completion/engine';
 import { DEFAULT_COMPLETION_SETTINGS } from '../src/ml/config';
-import { capTokens } from '../src/completion/countModels';
+import { capTokens } from '../src/ml/ngram';
 import { Rng } from '../src/ml/rng';
 
 /** Fixed weights, as a fit would report them. */

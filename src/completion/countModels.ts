@@ -15,7 +15,7 @@ import type { Gpt } from '../ml/gpt';
 import { SERVING } from '../ml/config';
 import { copyTokenScores, gptTokenLosses, ngramTokenScores, splitDocuments } from '../ml/mixture';
 import { CopyCorpus, CopySession } from '../ml/copyModel';
-import { CacheParams, DEFAULT_CACHE, KneserNey, NgramSession, tuneCache } from '../ml/ngram';
+import { CacheParams, capTokens, DEFAULT_CACHE, KneserNey, NgramSession, tuneCache } from '../ml/ngram';
 import { appendScores, emptyScores, fitServedWeights, ServedWeights, TokenScores } from '../ml/servedModel';
 import { tokensFromBytes } from '../ml/dataset';
 import { findRunDir, readDatasetMeta, runPaths } from '../run/layout';
@@ -30,27 +30,6 @@ export interface CountModels {
   cache: CacheParams;
   /** The training tokens, indexed for the copy model. */
   corpus: CopyCorpus;
-}
-
-/** At most `max` tokens of whole files (eot-terminated) taken evenly across `tokens`; all of them when they fit. */
-export function capTokens(tokens: Uint16Array, eot: number, max: number = SERVING.maxNgramTokens): Uint16Array {
-  if (tokens.length <= max) return tokens;
-  const ends: number[] = [];
-  for (let i = 0; i < tokens.length; i++) if (tokens[i] === eot) ends.push(i + 1);
-  if (ends[ends.length - 1] !== tokens.length) ends.push(tokens.length);
-  const keepShare = max / tokens.length;
-  const out = new Uint16Array(max);
-  let n = 0, start = 0, credit = 0;
-  for (const end of ends) {
-    credit += (end - start) * keepShare;
-    if (credit >= end - start && n + (end - start) <= max) {
-      out.set(tokens.subarray(start, end), n);
-      n += end - start;
-      credit -= end - start;
-    }
-    start = end;
-  }
-  return out.subarray(0, n);
 }
 
 /** Splits train.bin at a file boundary near the end: [train part, held-out part for tuning]. */
@@ -68,7 +47,7 @@ function tuningSplit(train: Uint16Array, eot: number): [Uint16Array, Uint16Array
  * training data the n-gram part looks better than it is and the cache would be under-weighted).
  */
 export function trainNgram(allTokens: Uint16Array, vocabSize: number, eotId: number, order: number = SERVING.ngramOrder): { kn: KneserNey; cache: CacheParams } {
-  const tokens = capTokens(allTokens, eotId);
+  const tokens = capTokens(allTokens, eotId, SERVING.maxNgramTokens);
   const [fitPart, tunePart] = tuningSplit(tokens, eotId);
   const cache = tunePart.length > 0 ? tuneCache(KneserNey.train(fitPart, { order, vocabSize, eotId }), tunePart).params : DEFAULT_CACHE;
   return { kn: KneserNey.train(tokens, { order, vocabSize, eotId }), cache };

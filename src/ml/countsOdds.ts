@@ -22,13 +22,15 @@
 // cross-fitted: the files are dealt into `folds` groups and each group is scored by a model
 // counted from the others; the copy model searches all of train.bin but the file's own span
 // (leave-one-file-out), plus the file's own past, as served. The shares are fixed for the run:
-// λ is a constant (GPT_SHARE: the served fit's weights lie around 0.3–0.6 where the n-gram is
-// unsure), μ is fitted by EM on the cross-fitted scores themselves (copy against the n-gram).
+// λ is a constant (COUNTS_LOSS.gptShare: the served fit's weights lie around 0.3–0.6 where the
+// n-gram is unsure), μ is fitted by EM on the cross-fitted scores themselves (copy against the
+// n-gram). The loss the run trains on blends this with the GPT's own cross-entropy
+// (TrainConfig.mixturePlainShare): the pure mixture loss lost in docs/experiments.md, Part 3.
 
 import { copyBucket, CopyCorpus, copyProbability, COPY_BUCKETS, CopySession } from './copyModel';
 import { fitCopyWeights } from './mixture';
-import { CacheParams, DEFAULT_CACHE, KneserNey, NgramSession, tuneCache } from './ngram';
-import { COUNTS_LOSS } from './config';
+import { CacheParams, capTokens, DEFAULT_CACHE, KneserNey, NgramSession, tuneCache } from './ngram';
+import { COUNTS_LOSS, SERVING } from './config';
 
 export interface CountsOddsOptions {
   vocabSize: number;
@@ -118,7 +120,9 @@ export function countsOdds(tokens: Uint16Array, opts: CountsOddsOptions): Counts
       rest.set(tokens.subarray(s, Math.min(N, e + 1)), o);
       o += Math.min(N, e + 1) - s;
     });
-    const kn = KneserNey.train(rest.length > 0 ? rest : new Uint16Array([eotId]), { order, vocabSize, eotId });
+    // Counted from at most as many tokens as the served n-gram model (its memory bound).
+    const counted = capTokens(rest, eotId, SERVING.maxNgramTokens);
+    const kn = KneserNey.train(counted.length > 0 ? counted : new Uint16Array([eotId]), { order, vocabSize, eotId });
     if (k === 0) {
       // The cache weight, tuned once on the first fold's files (held out from this model).
       const held: number[] = [];

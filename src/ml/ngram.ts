@@ -603,6 +603,30 @@ export class NgramSession {
 }
 
 /**
+ * At most `max` tokens of whole files (eot-terminated) taken evenly across `tokens`; all of them
+ * when they fit (the n-gram model's memory bound: SERVING.maxNgramTokens).
+ */
+export function capTokens(tokens: Uint16Array, eot: number, max: number): Uint16Array {
+  if (tokens.length <= max) return tokens;
+  const ends: number[] = [];
+  for (let i = 0; i < tokens.length; i++) if (tokens[i] === eot) ends.push(i + 1);
+  if (ends[ends.length - 1] !== tokens.length) ends.push(tokens.length);
+  const keepShare = max / tokens.length;
+  const out = new Uint16Array(max);
+  let n = 0, start = 0, credit = 0;
+  for (const end of ends) {
+    credit += (end - start) * keepShare;
+    if (credit >= end - start && n + (end - start) <= max) {
+      out.set(tokens.subarray(start, end), n);
+      n += end - start;
+      credit -= end - start;
+    }
+    start = end;
+  }
+  return out.subarray(0, n);
+}
+
+/**
  * Picks the cache weight and concentration that minimise cross-entropy on `heldOut` (files
  * joined by eot, NOT in the model's training data — on training data the n-gram part looks
  * better than it is and the cache would be under-weighted). Returns the best and its loss.

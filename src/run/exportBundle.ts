@@ -201,6 +201,11 @@ ${i.weights ? '| `model.safetensors` | the weights to continue from (Hugging Fac
 
 Needs PyTorch (1.13 or later) and numpy; no \`transformers\`. Run from this folder.
 
+\`train_torch.py\` trains on the GPT's own cross-entropy. \`workspace-lm train\` trains it, by
+default, on the loss of the mixture it is served in (with an n-gram and a copy model built from
+this folder's tokens); at the scale a bundle is for — more data than one workspace — the network
+carries more of the load, and plain cross-entropy is the usual objective.
+
 ## One machine
 
 \`\`\`sh
