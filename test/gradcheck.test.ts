@@ -166,24 +166,14 @@ test('fused softmax cross-entropy gradient matches finite differences; ignored r
   for (let v = 0; v < V; v++) assert.equal(d[V + v], 0, 'ignored row must have zero gradient');
 });
 
-test('whole GPT: backward matches finite differences of the loss (float64, every tensor)', () => {
-  const rng = new Rng(8);
-  const cfg = { vocabSize: 11, contextLength: 6, dModel: 8, nLayer: 2, nHead: 2 };
-  const model = new Gpt(cfg, 'float64');
-  // Larger-than-default weights so every path carries signal.
-  for (let i = 0; i < model.params.length; i++) model.params[i] = rng.normal() * 0.3;
-  const B = 2, T = 5;
-  const ids = Array.from({ length: B * T }, () => rng.int(cfg.vocabSize));
-  const targets = Array.from({ length: B * T }, () => rng.int(cfg.vocabSize));
-  model.zeroGrad();
-  model.forward(ids, targets, B, T);
-  model.backward();
-  const analytic = Float64Array.from(model.grads);
-  const lossAt = (): number => model.evaluate(ids, targets, B, T);
-  // Several entries of every tensor (wpe rows >= T get no gradient; sample rows < T there).
+/**
+ * Central differences of lossAt() at several entries of every tensor of the model, against the
+ * analytic gradient (wpe rows ≥ T get no gradient; entries are sampled from rows < T there).
+ */
+function checkModelGradient(model: Gpt, analytic: Float64Array, lossAt: () => number, T: number, rng: Rng): void {
   for (const t of model.layout) {
     let maxErr = 0, maxRef = 0;
-    const limit = t.name === 'transformer.wpe.weight' ? T * cfg.dModel : t.size;
+    const limit = t.name === 'transformer.wpe.weight' ? T * model.cfg.dModel : t.size;
     for (let k = 0; k < 6; k++) {
       const i = t.offset + rng.int(limit);
       const orig = model.params[i]!;
@@ -198,6 +188,21 @@ test('whole GPT: backward matches finite differences of the loss (float64, every
     }
     assert.ok(maxErr <= 1e-6 * Math.max(maxRef, 1e-3), `${t.name}: max abs error ${maxErr.toExponential(2)} (scale ${maxRef.toExponential(2)})`);
   }
+}
+
+test('whole GPT: backward matches finite differences of the loss (float64, every tensor)', () => {
+  const rng = new Rng(8);
+  const cfg = { vocabSize: 11, contextLength: 6, dModel: 8, nLayer: 2, nHead: 2 };
+  const model = new Gpt(cfg, 'float64');
+  // Larger-than-default weights so every path carries signal.
+  for (let i = 0; i < model.params.length; i++) model.params[i] = rng.normal() * 0.3;
+  const B = 2, T = 5;
+  const ids = Array.from({ length: B * T }, () => rng.int(cfg.vocabSize));
+  const targets = Array.from({ length: B * T }, () => rng.int(cfg.vocabSize));
+  model.zeroGrad();
+  model.forward(ids, targets, B, T);
+  model.backward();
+  checkModelGradient(model, Float64Array.from(model.grads), () => model.evaluate(ids, targets, B, T), T, rng);
 });
 
 for (const plainShare of [0, 0.4]) test(`whole GPT with the mixture loss (plain share ${plainShare}): backward is the gradient of mean β·CE − (1 − β)·ln(p_gpt(y) + odds) (float64, every tensor)`, () => {
@@ -229,21 +234,5 @@ for (const plainShare of [0, 0.4]) test(`whole GPT with the mixture loss (plain 
   model.backward();
   for (let i = 0; i < analytic.length; i++) if (Math.abs(model.grads[i]! - analytic[i]!) > 1e-9) plainDiffers = true;
   assert.ok(plainDiffers, 'the odds must change the gradient, or this test proves nothing');
-  for (const t of model.layout) {
-    let maxErr = 0, maxRef = 0;
-    const limit = t.name === 'transformer.wpe.weight' ? T * cfg.dModel : t.size;
-    for (let k = 0; k < 6; k++) {
-      const i = t.offset + rng.int(limit);
-      const orig = model.params[i]!;
-      model.params[i] = orig + EPS;
-      const lp = mixtureLoss();
-      model.params[i] = orig - EPS;
-      const lm = mixtureLoss();
-      model.params[i] = orig;
-      const num = (lp - lm) / (2 * EPS);
-      maxErr = Math.max(maxErr, Math.abs(num - analytic[i]!));
-      maxRef = Math.max(maxRef, Math.abs(num), Math.abs(analytic[i]!));
-    }
-    assert.ok(maxErr <= 1e-6 * Math.max(maxRef, 1e-3), `${t.name}: max abs error ${maxErr.toExponential(2)} (scale ${maxRef.toExponential(2)})`);
-  }
+  checkModelGradient(model, analytic, mixtureLoss, T, rng);
 });
