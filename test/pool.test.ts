@@ -8,6 +8,7 @@ import { TrainingPool } from '../src/training/trainingPool';
 import { distPath } from '../src/runtime/distFiles';
 import { PRESETS } from '../src/ml/config';
 import { Gpt } from '../src/ml/gpt';
+import type { MixtureLoss } from '../src/ml/layers';
 import { AdamW, clipGradNorm } from '../src/ml/adamw';
 import { Rng } from '../src/ml/rng';
 import { RESERVED_STATIC_BYTES, staticDataEnd } from '../src/ml/kernels/staticData';
@@ -62,7 +63,12 @@ function learnableBatch(rng: Rng, n: number, V: number): { ids: Int32Array; targ
 }
 
 /** Losses of `steps` optimizer steps on fixed random batches, with the single-threaded TS twin. */
-function twinTrajectory(B: number, T: number, steps: number): number[] {
+/** The mixture loss's inputs for a batch of n targets (deterministic): no counts at every third position, odds 0.05–0.35 elsewhere. */
+function mixtureOf(n: number, plainShare: number): MixtureLoss {
+  return { odds: Float32Array.from({ length: n }, (_, i) => (i % 3 === 0 ? 0 : 0.05 * (1 + (i % 7)))), plainShare };
+}
+
+function twinTrajectory(B: number, T: number, steps: number, mixture?: MixtureLoss): number[] {
   const cfg = PRESETS.tiny.model;
   const model = new Gpt(cfg);
   model.initWeights(new Rng(7));
@@ -72,7 +78,7 @@ function twinTrajectory(B: number, T: number, steps: number): number[] {
   for (let s = 0; s < steps; s++) {
     const { ids, targets } = learnableBatch(rng, B * T, cfg.vocabSize);
     model.zeroGrad();
-    out.push(model.forward(ids, targets, B, T));
+    out.push(model.forward(ids, targets, B, T, undefined, mixture ?? null));
     model.backward();
     clipGradNorm(model.grads, 1);
     opt.update(model.params, model.grads, model.layout, { lr: 3e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 });
@@ -80,7 +86,7 @@ function twinTrajectory(B: number, T: number, steps: number): number[] {
   return out;
 }
 
-async function poolTrajectory(threads: number, B: number, T: number, steps: number): Promise<number[]> {
+async function poolTrajectory(threads: number, B: number, T: number, steps: number, mixture?: MixtureLoss): Promise<number[]> {
   const cfg = PRESETS.tiny.model;
   const pool = TrainingPool.create({ cfg, B, T, threads, fanout: 12 });
   try {
@@ -89,7 +95,7 @@ async function poolTrajectory(threads: number, B: number, T: number, steps: numb
     const out: number[] = [];
     for (let s = 0; s < steps; s++) {
       const { ids, targets } = learnableBatch(rng, B * T, cfg.vocabSize);
-      const r = await pool.trainStep(ids, targets, { lr: 3e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 }, 1);
+      const r = await pool.trainStep(ids, targets, { lr: 3e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 }, 1, mixture);
       out.push(r.loss);
     }
     return out;
@@ -106,6 +112,21 @@ test('same loss trajectory for 1, 2, 13 and 64 workers, and equal to the TypeScr
   assert.ok(twin[steps - 1]! < twin[0]! - 0.1, 'the run must learn, or equal trajectories prove little');
   for (const threads of [1, 2, 13, 64]) {
     const losses = await poolTrajectory(threads, B, T, steps);
+    for (let s = 0; s < steps; s++) {
+      assert.ok(Math.abs(losses[s]! - twin[s]!) <= 1e-4 * twin[s]!, `${threads} workers, step ${s}: ${losses[s]} vs twin ${twin[s]}`);
+    }
+  }
+});
+
+test('the mixture loss: the same trajectory for 1 and 3 workers as the TypeScript twin, and not plain training\'s', async () => {
+  built('trainWorker.js');
+  const B = 6, T = 16, steps = 5;
+  const mixture = mixtureOf(B * T, 0.3);
+  const twin = twinTrajectory(B, T, steps, mixture);
+  const plain = twinTrajectory(B, T, steps);
+  assert.ok(Math.abs(twin[steps - 1]! - plain[steps - 1]!) > 1e-3, 'the mixture loss must change the updates, or this test proves nothing');
+  for (const threads of [1, 3]) {
+    const losses = await poolTrajectory(threads, B, T, steps, mixture);
     for (let s = 0; s < steps; s++) {
       assert.ok(Math.abs(losses[s]! - twin[s]!) <= 1e-4 * twin[s]!, `${threads} workers, step ${s}: ${losses[s]} vs twin ${twin[s]}`);
     }
