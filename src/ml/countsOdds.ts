@@ -48,7 +48,7 @@ export interface CountsOdds {
   /** odds[i]: a for predicting tokens[i] from tokens[..i) (see the file comment); ≥ 0. */
   odds: Float32Array;
   /** What the counts alone achieve on the training tokens (cross-fitted), for the run's log. */
-  stats: { tokens: number; files: number; ngramNats: number; countsNats: number; copyWeights: number[]; cache: CacheParams; seconds: number };
+  stats: { tokens: number; files: number; ngramNats: number; countsNats: number; seconds: number };
 }
 
 /** [start, end) of each file of a stream of files joined by eot: end is its eot's position (or the stream's end). */
@@ -161,7 +161,7 @@ export function countsOdds(tokens: Uint16Array, opts: CountsOddsOptions): Counts
     odds,
     stats: {
       tokens: N, files: spans.length, ngramNats: ngramNats / Math.max(1, N), countsNats: countsNats / Math.max(1, N),
-      copyWeights: mu, cache, seconds: (performance.now() - t0) / 1000,
+      seconds: (performance.now() - t0) / 1000,
     },
   };
 }
